@@ -1,0 +1,1 @@
+"""roadseg_ros.models"""

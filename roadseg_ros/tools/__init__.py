@@ -1,0 +1,1 @@
+"""Offline command-line tools (inference, export, data collection)."""
