@@ -1,1 +1,40 @@
-"""roadseg_ros.data"""
+"""Datasets, class-mapping configs, training transforms and synthetic road scenes.
+
+``build_dataset(name, root, split, taxonomy="camvid11", mapping=None, **kw)`` is the one
+entry point the training and evaluation tools need; see docs/architecture.md ("Datasets").
+"""
+
+from roadseg_ros.data.datasets import (
+    CARLA_LABELS,
+    DATASET_NAMES,
+    CamVidDataset,
+    CarlaDataset,
+    CityscapesDataset,
+    ConcatSegmentationDataset,
+    DatasetError,
+    KittiRoadDataset,
+    SegmentationDataset,
+    build_dataset,
+    build_datasets,
+    seeded_split,
+)
+from roadseg_ros.data.mapping import LabelMapping, MappingError, list_mapping_configs, load_mapping
+
+__all__ = [
+    "CARLA_LABELS",
+    "DATASET_NAMES",
+    "CamVidDataset",
+    "CarlaDataset",
+    "CityscapesDataset",
+    "ConcatSegmentationDataset",
+    "DatasetError",
+    "KittiRoadDataset",
+    "LabelMapping",
+    "MappingError",
+    "SegmentationDataset",
+    "build_dataset",
+    "build_datasets",
+    "list_mapping_configs",
+    "load_mapping",
+    "seeded_split",
+]

@@ -1,0 +1,132 @@
+"""Measure candidate real-time networks: how the default model (``DEFAULT_MODEL``) was chosen.
+
+The node's target is >= 20 frames/s for ``Segmenter.predict`` at 576x160 on a 2-core CPU,
+pre/post-processing included, so the network alone needs ~28 frames/s (<= ~35 ms). The
+model must also train from scratch on CamVid (367 images) on the CPU in about an hour,
+so the training step time is measured too.
+
+For each candidate this prints (and optionally writes as JSON): parameters, inference
+latency (median and p90 ms, frames/s) at batch 1, fp32, ``torch.inference_mode``,
+channels-last, with ``torch.set_num_threads(threads)``; and the time of one training
+step (forward + backward + SGD) on a batch of crops.
+
+Run:  ./dev.sh run python benchmarks/pick_realtime_model.py [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from roadseg_ros.models import DEFAULT_MODEL, build_model, main_output
+
+# (label, registry name, kwargs)
+CANDIDATES: list[tuple[str, str, dict]] = [
+    ("lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_large", {}),
+    ("lraspp_mobilenet_v3_large x0.75 reduced tail", "lraspp_mobilenet_v3_large",
+     {"width_mult": 0.75, "reduced_tail": True}),
+    ("roadnet_small (32,48,96,192,256) dec 64", "roadnet_small", {}),
+    ("roadnet thin (32,32,64,128,256) dec 64", "roadnet_small", {"widths": (32, 32, 64, 128, 256)}),
+    ("roadnet narrow (24,24,48,96,192) dec 48", "roadnet_small",
+     {"widths": (24, 24, 48, 96, 192), "decoder": 48}),
+    ("roadnet medium (32,48,96,192,384) dec 96", "roadnet_small",
+     {"widths": (32, 48, 96, 192, 384), "decoder": 96}),
+    ("roadnet large (32,64,128,256,512) 2222 dec 128", "roadnet_small",
+     {"widths": (32, 64, 128, 256, 512), "blocks": (2, 2, 2, 2), "decoder": 128}),
+    ("pspnet_resnet18 (reference)", "pspnet_resnet18", {}),
+]
+
+
+def _time_train_step(model: torch.nn.Module, num_classes: int, batch: int, width: int, height: int,
+                     steps: int) -> float:
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, height, width).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, num_classes, (batch, height, width))
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        out = model(x)
+        loss = F.cross_entropy(main_output(out), y)
+        if isinstance(out, dict) and "aux" in out:
+            loss = loss + 0.4 * F.cross_entropy(out["aux"], y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i:   # the first step pays one-off allocation costs
+            times.append((time.perf_counter() - t0) * 1000.0)
+    model.eval()
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer iterations (a rough figure in ~1 minute)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2: the target box)")
+    p.add_argument("--size", default="576x160", help="inference WIDTHxHEIGHT (default 576x160)")
+    p.add_argument("--train-size", default="480x352", help="training crop WIDTHxHEIGHT (default 480x352)")
+    p.add_argument("--train-batch", type=int, default=4)
+    p.add_argument("--no-train", action="store_true", help="skip the training-step measurement")
+    p.add_argument("--only", nargs="*", help="measure only candidates whose label contains one of these")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    tw, th = (int(v) for v in args.train_size.lower().split("x"))
+    iters, warmup, steps = (15, 3, 2) if args.quick else (60, 10, 4)
+    num_classes = 11
+
+    cands = [c for c in CANDIDATES if not args.only or any(o in c[0] for o in args.only)]
+    models = []
+    x = torch.randn(1, 3, height, width).contiguous(memory_format=torch.channels_last)
+    for _label, name, kwargs in cands:
+        model = build_model(name, num_classes, **kwargs).eval().to(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            for _ in range(warmup):
+                model(x)
+        models.append(model)
+    # Round-robin over the candidates, one frame each per round, so that load from other
+    # processes on the box (it is shared) hits every candidate alike.
+    times: list[list[float]] = [[] for _ in cands]
+    with torch.inference_mode():
+        for _ in tqdm(range(iters), desc="inference rounds", unit="round"):
+            for i, model in enumerate(models):
+                t0 = time.perf_counter()
+                model(x)
+                times[i].append((time.perf_counter() - t0) * 1000.0)
+    results = []
+    for (label, name, kwargs), model, ts in zip(cands, models, times):
+        med = statistics.median(ts)
+        p90 = sorted(ts)[int(0.9 * (len(ts) - 1))]
+        params = sum(p.numel() for p in model.parameters())
+        row = {"label": label, "arch": name, "kwargs": kwargs, "params_m": round(params / 1e6, 3),
+               "median_ms": round(med, 2), "p90_ms": round(p90, 2), "fps": round(1000.0 / med, 1)}
+        results.append(row)
+    if not args.no_train:
+        for row, model in tqdm(list(zip(results, models)), desc="train steps", unit="model"):
+            step_ms = _time_train_step(model, num_classes, args.train_batch, tw, th, steps)
+            row["train_step_ms"] = round(step_ms, 1)
+
+    print(f"\nnetwork only, {width}x{height}, batch 1, fp32, inference_mode, channels-last, "
+          f"{args.threads} threads; train step = batch {args.train_batch} at {tw}x{th}, fwd+bwd+SGD")
+    print(f"{'candidate':48s} {'params M':>8s} {'median ms':>9s} {'p90 ms':>7s} {'fps':>6s} {'train ms':>9s}")
+    for r in results:
+        mark = "  <- DEFAULT_MODEL" if r["arch"] == DEFAULT_MODEL and not r["kwargs"] else ""
+        print(f"{r['label']:48s} {r['params_m']:8.2f} {r['median_ms']:9.1f} {r['p90_ms']:7.1f} "
+              f"{r['fps']:6.1f} {r.get('train_step_ms', float('nan')):9.0f}{mark}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"size": [width, height], "threads": args.threads, "results": results}, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

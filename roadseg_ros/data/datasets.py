@@ -1,0 +1,420 @@
+"""Dataset readers: CamVid, KITTI Road, CARLA (Lyft layout, palette form), Cityscapes.
+
+Every reader yields ``(image, label)`` with the image as RGB uint8 HxWx3 and the label as
+uint8 HxW in the requested taxonomy's ids (``IGNORE_INDEX`` = 255 for pixels that are not
+evaluated), so the training script and the evaluation tool never see a dataset's own label
+encoding: that is the class-mapping config's job (``roadseg_ros.data.mapping``).
+
+Datasets without official train/val folders (KITTI Road's ``training`` folder, CARLA
+captures) are split deterministically: the sample names are sorted, shuffled with
+``numpy.random.default_rng(seed)`` and the first ``round(n * val_fraction)`` form ``val``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from torch.utils.data import ConcatDataset, Dataset
+
+from roadseg_ros.classes import Taxonomy, get_taxonomy
+from roadseg_ros.data.mapping import LabelMapping, MappingError, resolve_mapping
+
+#: Names accepted by ``build_dataset``.
+DATASET_NAMES = ("camvid", "kitti", "carla", "cityscapes", "synthetic")
+#: Label encodings of CARLA semantic-segmentation output (see ``CarlaDataset``).
+CARLA_LABELS = ("pre_0914", "post_0914", "palette")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+
+
+class DatasetError(ValueError):
+    """A dataset folder is missing, malformed or has no samples; the message names the path."""
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8 HxWx3 (an alpha channel is dropped)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"{path}: cannot read image (missing or not an image file)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_label(path: str | Path, kind: str) -> np.ndarray:
+    """Read a label file for a mapping of input ``kind``.
+
+    ``ids``: HxW integer ids; a 3- or 4-channel PNG gives its red channel (CARLA's Lyft layout
+    stores the id there). ``colors``: HxWx3 RGB (alpha dropped).
+    """
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise DatasetError(f"{path}: cannot read label image (missing or not an image file)")
+    if kind == "ids":
+        if raw.ndim == 3:
+            raw = raw[..., 2]  # OpenCV channel order is B, G, R(, A)
+        return raw
+    if raw.ndim != 3 or raw.shape[2] < 3:
+        raise DatasetError(f"{path}: expected a colour label image (palette mapping), got shape {raw.shape}")
+    return cv2.cvtColor(np.ascontiguousarray(raw[..., :3]), cv2.COLOR_BGR2RGB)
+
+
+def seeded_split(names: Sequence[str], split: str, val_fraction: float, seed: int) -> list[str]:
+    """Deterministic train/val subset of ``names`` (sorted order kept within the subset).
+
+    At least one sample goes to each side when there are two or more samples and
+    ``0 < val_fraction < 1``, so a tiny dataset still has a validation sample.
+    """
+    if split not in ("train", "val"):
+        raise DatasetError(f"seeded split must be 'train' or 'val', got {split!r}")
+    if not 0.0 <= val_fraction <= 1.0:
+        raise DatasetError(f"val_fraction must lie in [0, 1], got {val_fraction}")
+    ordered = sorted(names)
+    n = len(ordered)
+    n_val = int(round(n * val_fraction))
+    if n >= 2 and 0.0 < val_fraction < 1.0:
+        n_val = min(max(n_val, 1), n - 1)
+    perm = np.random.default_rng(seed).permutation(n)
+    val_idx = set(perm[:n_val].tolist())
+    keep = [i in val_idx for i in range(n)] if split == "val" else [i not in val_idx for i in range(n)]
+    return [name for name, k in zip(ordered, keep) if k]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image/label file pair."""
+
+    name: str
+    image: Path
+    label: Path
+
+
+class SegmentationDataset(Dataset):
+    """Base of every reader: ``ds[i] -> (image RGB uint8 HxWx3, label uint8 HxW)``.
+
+    Subclasses set ``names`` (sample ids) and ``taxonomy`` and implement ``load(i)``.
+    """
+
+    names: list[str]
+    taxonomy: Taxonomy
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"{type(self).__name__}: index {index} out of range for {n} samples")
+        return self.load(index % n)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} samples, taxonomy={self.taxonomy.name!r})"
+
+
+class FileSegmentationDataset(SegmentationDataset):
+    """Image/label file pairs whose raw labels go through a ``LabelMapping``."""
+
+    def __init__(self, samples: Sequence[Sample], mapping: LabelMapping, description: str) -> None:
+        if not samples:
+            raise DatasetError(f"{description}: no samples found")
+        self.samples = list(samples)
+        self.names = [s.name for s in self.samples]
+        self.mapping = mapping
+        self.taxonomy = mapping.taxonomy
+        self.description = description
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        s = self.samples[index]
+        image = read_rgb(s.image)
+        label = self.mapping.apply(read_label(s.label, self.mapping.input))
+        if image.shape[:2] != label.shape[:2]:
+            raise DatasetError(f"{s.label}: label size {label.shape[1]}x{label.shape[0]} differs from "
+                               f"image {s.image} size {image.shape[1]}x{image.shape[0]}")
+        return image, label
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description}, {len(self)} samples, taxonomy={self.taxonomy.name!r})"
+
+
+def _images_in(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS and p.is_file()}
+
+
+def _pair_folders(image_dir: Path, label_dir: Path, label_name=None) -> list[Sample]:
+    """Pair images with labels of the same stem (or ``label_name(stem)``); a missing label is an error."""
+    for d in (image_dir, label_dir):
+        if not d.is_dir():
+            raise DatasetError(f"{d}: folder not found")
+    labels = _images_in(label_dir)
+    samples = []
+    for stem, img in _images_in(image_dir).items():
+        key = label_name(stem) if label_name else stem
+        if key not in labels:
+            raise DatasetError(f"{img}: no label {key}.* in {label_dir}")
+        samples.append(Sample(stem, img, labels[key]))
+    return samples
+
+
+def _subset(samples: list[Sample], split: str, val_fraction: float, seed: int) -> list[Sample]:
+    keep = set(seeded_split([s.name for s in samples], split, val_fraction, seed))
+    return [s for s in samples if s.name in keep]
+
+
+# ----------------------------------------------------------------------------- CamVid
+class CamVidDataset(FileSegmentationDataset):
+    """CamVid in the SegNet layout: ``ROOT/<split>/*.png`` with ``ROOT/<split>annot/*.png``.
+
+    Any split folder works (``train``, ``val``, ``test``...); labels are one class id per
+    pixel, 0..10, with 11 = unlabelled (ignored by the bundled mapping).
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", taxonomy: str = "camvid11",
+                 mapping: Any = None) -> None:
+        root = Path(root)
+        image_dir, label_dir = root / split, root / f"{split}annot"
+        if not image_dir.is_dir() or not label_dir.is_dir():
+            have = sorted(p.name for p in root.iterdir() if p.is_dir() and (root / f"{p.name}annot").is_dir()) \
+                if root.is_dir() else []
+            raise DatasetError(f"{root}: CamVid split {split!r} needs folders {split}/ and {split}annot/; "
+                               f"splits found: {', '.join(have) or '(none)'}")
+        m = resolve_mapping(mapping, f"camvid_to_{_tax_name(taxonomy)}", taxonomy)
+        super().__init__(_pair_folders(image_dir, label_dir), m, f"camvid {root} split {split}")
+
+
+# ----------------------------------------------------------------------------- KITTI
+class KittiRoadDataset(FileSegmentationDataset):
+    """KITTI Road: ``ROOT/training/image_2/<cat>_<id>.png`` with ``gt_image_2/<cat>_road_<id>.png``.
+
+    Ground truth colours: road magenta, non-road red, black = not evaluated. Splits:
+    ``training`` (or ``all``) = every labelled pair; ``train``/``val`` = a seeded subset of
+    it (``val_fraction``, ``seed``); any other name = the folder ``ROOT/<split>`` if it has
+    ``image_2`` and ``gt_image_2``. Sample names keep KITTI's ids (``um_000000``) so the
+    category (um, umm, uu) is the prefix before ``_``.
+    """
+
+    def __init__(self, root: str | Path, split: str = "training", taxonomy: str = "road_binary",
+                 mapping: Any = None, val_fraction: float = 0.2, seed: int = 0) -> None:
+        root = Path(root)
+        folder = root / ("training" if split in ("training", "all", "train", "val") else split)
+        if not (folder / "image_2").is_dir() and (root / "image_2").is_dir():
+            folder = root  # ROOT is the training folder itself
+        if not (folder / "gt_image_2").is_dir():
+            raise DatasetError(f"{folder}: KITTI Road split {split!r} needs image_2/ and gt_image_2/ "
+                               f"(the testing split has no labels)")
+
+        def road_name(stem: str) -> str:
+            cat, _, idx = stem.partition("_")
+            return f"{cat}_road_{idx}"
+
+        samples = _pair_folders(folder / "image_2", folder / "gt_image_2", road_name)
+        if split in ("train", "val"):
+            samples = _subset(samples, split, val_fraction, seed)
+        m = resolve_mapping(mapping, f"kitti_to_{_tax_name(taxonomy)}", taxonomy)
+        super().__init__(samples, m, f"kitti {folder} split {split}")
+
+    @property
+    def categories(self) -> list[str]:
+        """KITTI category (um, umm, uu) of each sample."""
+        return [n.split("_")[0] for n in self.names]
+
+
+# ----------------------------------------------------------------------------- CARLA
+_CARLA_DIR_PAIRS = (("CameraRGB", "CameraSeg"), ("RGB", "Segmentation_Images"), ("rgb", "seg"),
+                    ("images", "labels"))
+
+
+def _carla_samples(folder: Path, carla_labels: str, image_dir: str | None, label_dir: str | None
+                   ) -> list[Sample] | None:
+    """Samples of one CARLA capture folder, or None when the folder has no known layout."""
+    if image_dir or label_dir:
+        if not (image_dir and label_dir):
+            raise DatasetError("carla: give both image_dir and label_dir, or neither")
+        if (folder / image_dir).is_dir():
+            return _pair_folders(folder / image_dir, folder / label_dir)
+        return None
+    for img, lab in _CARLA_DIR_PAIRS:
+        if (folder / img).is_dir() and (folder / lab).is_dir():
+            return _pair_folders(folder / img, folder / lab)
+    # CarlaScapes style: NAME_img.png with NAME_labelIds.png (ids) or NAME_color.png (palette).
+    imgs = sorted(folder.glob("*_img.png")) if folder.is_dir() else []
+    if imgs:
+        suffix = "_color" if carla_labels == "palette" else "_labelIds"
+        samples = []
+        for p in imgs:
+            stem = p.stem[: -len("_img")]
+            lab = folder / f"{stem}{suffix}.png"
+            if not lab.is_file():
+                raise DatasetError(f"{p}: no label {lab.name} in {folder}")
+            samples.append(Sample(stem, p, lab))
+        return samples
+    return None
+
+
+class CarlaDataset(FileSegmentationDataset):
+    """CARLA renders: Lyft challenge layout (``CameraRGB/`` + ``CameraSeg/``), palette form, CarlaScapes.
+
+    ``carla_labels`` chooses the label encoding, and with it the bundled mapping
+    ``carla_<carla_labels>_to_<taxonomy>.yaml``:
+      - ``pre_0914``: id in the red channel, CARLA < 0.9.14 numbering (7 road, 6 road line);
+      - ``post_0914``: id (red channel or grey), CARLA >= 0.9.14 numbering (1 road, 24 road line);
+      - ``palette``: CityScapes-palette colours as the CARLA ROS bridge publishes (road (128,64,128)).
+    Folder layouts: ``CameraRGB``/``CameraSeg``, ``RGB``/``Segmentation_Images``, or files
+    ``NAME_img.png`` with ``NAME_labelIds.png`` / ``NAME_color.png``; ``image_dir``/``label_dir``
+    override the folder names. Splits: ``all`` = ROOT's own pairs; ``train``/``val`` use
+    ``ROOT/<split>/`` when it exists, else ``train`` = ROOT's pairs when a ``ROOT/val/`` capture
+    exists (the Lyft data), else a seeded subset of ROOT's pairs; other names = ``ROOT/<split>/``.
+    """
+
+    def __init__(self, root: str | Path, split: str = "all", taxonomy: str = "camvid11",
+                 mapping: Any = None, carla_labels: str = "pre_0914", val_fraction: float = 0.2,
+                 seed: int = 0, image_dir: str | None = None, label_dir: str | None = None) -> None:
+        if carla_labels not in CARLA_LABELS:
+            raise DatasetError(f"carla_labels {carla_labels!r} is not one of {', '.join(CARLA_LABELS)}")
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"{root}: CARLA dataset folder not found")
+
+        def at(folder: Path) -> list[Sample] | None:
+            return _carla_samples(folder, carla_labels, image_dir, label_dir)
+
+        samples: list[Sample] | None
+        if split == "all":
+            samples = at(root)
+        elif at(root / split) is not None:
+            samples = at(root / split)
+        elif split in ("train", "val"):
+            own = at(root)
+            if own is None:
+                samples = None
+            elif split == "train" and at(root / "val") is not None:
+                samples = own
+            else:
+                samples = _subset(own, split, val_fraction, seed)
+        else:
+            samples = None
+        if samples is None:
+            layouts = ", ".join(f"{a}/+{b}/" for a, b in _CARLA_DIR_PAIRS)
+            raise DatasetError(f"{root}: no CARLA capture for split {split!r}; expected {layouts} or "
+                               f"NAME_img.png files in ROOT or ROOT/{split}/")
+        m = resolve_mapping(mapping, f"carla_{carla_labels}_to_{_tax_name(taxonomy)}", taxonomy)
+        super().__init__(samples, m, f"carla[{carla_labels}] {root} split {split}")
+
+
+# ----------------------------------------------------------------------------- Cityscapes
+class CityscapesDataset(FileSegmentationDataset):
+    """Cityscapes: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` + ``gtFine/<split>/<city>/*_gtFine_labelIds.png``."""
+
+    def __init__(self, root: str | Path, split: str = "train", taxonomy: str = "camvid11",
+                 mapping: Any = None) -> None:
+        root = Path(root)
+        img_root, gt_root = root / "leftImg8bit" / split, root / "gtFine" / split
+        if not img_root.is_dir() or not gt_root.is_dir():
+            have = sorted(p.name for p in (root / "leftImg8bit").iterdir() if p.is_dir()) \
+                if (root / "leftImg8bit").is_dir() else []
+            raise DatasetError(f"{root}: Cityscapes split {split!r} needs leftImg8bit/{split}/ and gtFine/{split}/; "
+                               f"splits found: {', '.join(have) or '(none)'}")
+        samples = []
+        for img in sorted(img_root.glob("*/*_leftImg8bit.png")):
+            stem = img.name[: -len("_leftImg8bit.png")]
+            lab = gt_root / img.parent.name / f"{stem}_gtFine_labelIds.png"
+            if not lab.is_file():
+                raise DatasetError(f"{img}: no label {lab}")
+            samples.append(Sample(stem, img, lab))
+        m = resolve_mapping(mapping, f"cityscapes_to_{_tax_name(taxonomy)}", taxonomy)
+        super().__init__(samples, m, f"cityscapes {root} split {split}")
+
+
+# ----------------------------------------------------------------------------- factory
+def _tax_name(taxonomy: str | Taxonomy) -> str:
+    return taxonomy.name if isinstance(taxonomy, Taxonomy) else get_taxonomy(taxonomy).name
+
+
+def build_dataset(name: str, root: str | Path | None, split: str, taxonomy: str = "camvid11",
+                  mapping: Any = None, **kw: Any) -> SegmentationDataset:
+    """Build a reader by dataset name.
+
+    ``mapping``: a YAML path, a config dict, a ``LabelMapping`` or None for the bundled
+    ``config/datasets/<dataset>_to_<taxonomy>.yaml``. Extra keywords by dataset:
+    kitti: ``val_fraction``, ``seed``; carla: ``carla_labels`` (pre_0914 | post_0914 | palette),
+    ``val_fraction``, ``seed``, ``image_dir``, ``label_dir``; synthetic (``root`` ignored):
+    ``num_scenes``, ``size=(w, h)``, ``seed``, ``options`` (``render_scene`` options).
+    """
+    _tax_name(taxonomy)  # fail early on an unknown taxonomy
+    if name not in DATASET_NAMES:
+        raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+    if name == "synthetic":
+        from roadseg_ros.data.synthetic import SyntheticScenes
+
+        allowed = {"num_scenes", "size", "seed", "options"}
+        _check_kw(name, kw, allowed)
+        size = kw.get("size", (640, 360))
+        return SyntheticScenes(kw.get("num_scenes", 100), int(size[0]), int(size[1]), seed=kw.get("seed", 0),
+                               split=split, taxonomy=taxonomy, mapping=mapping, options=kw.get("options"))
+    if root is None:
+        raise DatasetError(f"dataset {name!r} needs a root folder")
+    if name == "camvid":
+        _check_kw(name, kw, set())
+        return CamVidDataset(root, split, taxonomy, mapping)
+    if name == "kitti":
+        _check_kw(name, kw, {"val_fraction", "seed"})
+        return KittiRoadDataset(root, split, taxonomy, mapping, **kw)
+    if name == "carla":
+        _check_kw(name, kw, {"carla_labels", "val_fraction", "seed", "image_dir", "label_dir"})
+        return CarlaDataset(root, split, taxonomy, mapping, **kw)
+    _check_kw(name, kw, set())
+    return CityscapesDataset(root, split, taxonomy, mapping)
+
+
+def _check_kw(name: str, kw: Mapping[str, Any], allowed: set[str]) -> None:
+    bad = sorted(set(kw) - allowed)
+    if bad:
+        raise TypeError(f"build_dataset({name!r}): unexpected keyword(s) {bad}; "
+                        f"valid: {', '.join(sorted(allowed)) or '(none)'}")
+
+
+class ConcatSegmentationDataset(ConcatDataset):
+    """Several readers in one taxonomy, indexed end to end; ``names`` are prefixed ``dataset:``."""
+
+    def __init__(self, datasets: Iterable[SegmentationDataset], labels: Iterable[str] | None = None) -> None:
+        datasets = list(datasets)
+        if not datasets:
+            raise DatasetError("no datasets to combine")
+        taxes = {d.taxonomy.name for d in datasets}
+        if len(taxes) != 1:
+            raise MappingError(f"datasets to combine use different taxonomies {sorted(taxes)}; "
+                               f"map them all onto one (taxonomy=...)")
+        super().__init__(datasets)
+        self.taxonomy = datasets[0].taxonomy
+        labels = list(labels) if labels is not None else [type(d).__name__ for d in datasets]
+        self.names = [f"{lab}:{n}" for lab, d in zip(labels, datasets) for n in d.names]
+
+
+def build_datasets(specs: Sequence[Mapping[str, Any]], taxonomy: str = "camvid11") -> ConcatSegmentationDataset:
+    """Mix several datasets in one taxonomy.
+
+    Each spec is a dict of ``build_dataset`` arguments (``name``, ``root``, ``split``, optional
+    ``mapping`` and dataset keywords) plus optional ``repeat`` (int, oversamples a small set).
+    Example: ``[{"name": "camvid", "root": "data/camvid", "split": "train"},
+    {"name": "synthetic", "root": None, "split": "train", "num_scenes": 200, "size": [480, 360]}]``.
+    """
+    parts, labels = [], []
+    for i, spec in enumerate(specs):
+        spec = dict(spec)
+        try:
+            name, split = spec.pop("name"), spec.pop("split")
+        except KeyError as exc:
+            raise DatasetError(f"dataset spec #{i} {spec!r} lacks {exc.args[0]!r}") from None
+        root = spec.pop("root", None)
+        repeat = int(spec.pop("repeat", 1))
+        if repeat < 1:
+            raise DatasetError(f"dataset spec #{i}: repeat must be >= 1, got {repeat}")
+        tax = spec.pop("taxonomy", taxonomy)
+        ds = build_dataset(name, root, split, taxonomy=tax, **spec)
+        parts.extend([ds] * repeat)
+        labels.extend([name] * repeat)
+    return ConcatSegmentationDataset(parts, labels)

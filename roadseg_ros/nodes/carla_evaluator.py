@@ -1,0 +1,215 @@
+"""``carla_evaluator``: score the segmentation node live against CARLA's ground truth.
+
+CARLA renders a semantic-segmentation camera next to the RGB one; both images of a
+simulation step carry the same header stamp, and the segmentation node passes the RGB
+stamp on to its ``mask``. This node pairs ``mask`` (mono8 class ids of the node's model)
+with ``semantic`` (CARLA's semantic image) by that stamp, turns both into drivable/not
+(the model's ``drivable_classes``; CARLA's road + road line, read from palette colours
+or raw ids of either CARLA numbering, ``carla_labels``), and keeps running pixel counts.
+
+Publishes ``~/metrics`` (std_msgs/Float32MultiArray) after every pair, layout labels
+``iou, precision, recall, frame_iou, frames``: the first three over all pairs so far
+(ratios of summed pixel counts, not means of per-frame ratios), ``frame_iou`` of the
+latest pair. NaN where undefined. On stop it logs (and prints) a summary and, when
+``summary_path`` is set, writes it as JSON.
+
+Unpaired messages wait in bounded buffers (``buffer_size`` per side; the oldest is
+dropped and counted), so a lost message never makes memory grow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+
+from roadseg_ros.carla_utils import (
+    LABEL_SCHEMES,
+    binary_scores,
+    check_scheme,
+    label_image_to_drivable,
+    scores_from_counts,
+)
+from roadseg_ros.image_codec import ImageFormatError, decode_image_msg
+
+DEFAULT_PARAMETERS: dict[str, object] = {
+    "drivable_classes": [3],        # the model's drivable class ids (CAMVID11 road = 3)
+    "carla_labels": "palette",      # palette | pre_0914 | post_0914
+    "buffer_size": 30,
+    "stamp_tolerance_s": 0.0,       # 0: stamps must be equal
+    "summary_path": "",
+}
+
+#: Order of the values in ``~/metrics``.
+METRIC_LABELS = ("iou", "precision", "recall", "frame_iou", "frames")
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class CarlaEvaluator(Node):
+    """Pairs masks with CARLA semantic images and accumulates drivable-area scores."""
+
+    def __init__(self, **node_kwargs) -> None:
+        node_kwargs.setdefault("node_name", "carla_evaluator")
+        super().__init__(**node_kwargs)
+        for name, value in DEFAULT_PARAMETERS.items():
+            self.declare_parameter(name, value)
+        p = {name: self.get_parameter(name).value for name in DEFAULT_PARAMETERS}
+        self.labels = check_scheme(p["carla_labels"])
+        self.drivable_classes = [int(c) for c in p["drivable_classes"]]
+        if not self.drivable_classes or any(not 0 <= c < 255 for c in self.drivable_classes):
+            raise ValueError(f"drivable_classes must be class ids in 0..254, got {self.drivable_classes}")
+        self.buffer_size = int(p["buffer_size"])
+        if self.buffer_size < 1:
+            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+        self.tolerance_ns = int(round(float(p["stamp_tolerance_s"]) * 1e9))
+        self.summary_path = p["summary_path"]
+        self._lut = np.zeros(256, dtype=bool)
+        self._lut[self.drivable_classes] = True
+        self.masks: OrderedDict[int, np.ndarray] = OrderedDict()   # stamp -> bool drivable
+        self.truths: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.counts = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+        self.frames = 0
+        self.dropped = 0
+        self.errors = 0
+        self.last_frame_iou = float("nan")
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.mask_sub = self.create_subscription(Image, "mask", self._on_mask, qos)
+        self.semantic_sub = self.create_subscription(Image, "semantic", self._on_semantic, qos)
+        self.metrics_pub = self.create_publisher(Float32MultiArray, "~/metrics", 10)
+        self.get_logger().info(
+            f"evaluating {self.mask_sub.topic_name} against {self.semantic_sub.topic_name} "
+            f"(CARLA labels: {self.labels}; valid: {', '.join(LABEL_SCHEMES)})")
+
+    # -- conversion --------------------------------------------------------------------
+    def _mask_drivable(self, msg: Image) -> np.ndarray:
+        if msg.encoding not in ("mono8", "8UC1"):
+            raise ImageFormatError(f"mask must be mono8 class ids, got encoding {msg.encoding!r}")
+        image, _ = decode_image_msg(msg)
+        return self._lut[image[..., 0]]
+
+    def _truth_drivable(self, msg: Image) -> np.ndarray:
+        image, order = decode_image_msg(msg)
+        if self.labels == "palette" and msg.encoding in ("mono8", "8UC1", "mono16", "16UC1"):
+            raise ImageFormatError(f"carla_labels=palette needs a colour image, got {msg.encoding!r} "
+                                   "(raw ids? set carla_labels to pre_0914 or post_0914)")
+        return label_image_to_drivable(image, self.labels, order)
+
+    # -- pairing -----------------------------------------------------------------------
+    def _on_mask(self, msg: Image) -> None:
+        self._receive(msg, self._mask_drivable, self.masks, self.truths, mask_first=True)
+
+    def _on_semantic(self, msg: Image) -> None:
+        self._receive(msg, self._truth_drivable, self.truths, self.masks, mask_first=False)
+
+    def _receive(self, msg: Image, convert, own: OrderedDict, other: OrderedDict, *,
+                 mask_first: bool) -> None:
+        try:
+            drivable = convert(msg)
+        except (ImageFormatError, ValueError) as exc:
+            self.errors += 1
+            self.get_logger().warning(f"{'mask' if mask_first else 'semantic'} image skipped: {exc}",
+                                      throttle_duration_sec=5.0)
+            return
+        stamp = _stamp_ns(msg.header)
+        match = self._find(other, stamp)
+        if match is None:
+            own[stamp] = drivable
+            while len(own) > self.buffer_size:
+                own.popitem(last=False)
+                self.dropped += 1
+            return
+        partner = other.pop(match)
+        # Stamps grow on each topic, so anything older than this pair can no longer be paired.
+        for buffer in (own, other):
+            for key in [k for k in buffer if k < min(match, stamp)]:
+                del buffer[key]
+                self.dropped += 1
+        pred, truth = (drivable, partner) if mask_first else (partner, drivable)
+        self._score(pred, truth)
+
+    def _find(self, buffer: OrderedDict, stamp: int) -> int | None:
+        if stamp in buffer:
+            return stamp
+        if self.tolerance_ns <= 0 or not buffer:
+            return None
+        best = min(buffer, key=lambda k: abs(k - stamp))
+        return best if abs(best - stamp) <= self.tolerance_ns else None
+
+    def _score(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        if pred.shape != truth.shape:   # the model's mask at another resolution: compare at CARLA's
+            pred = cv2.resize(pred.astype(np.uint8), (truth.shape[1], truth.shape[0]),
+                              interpolation=cv2.INTER_NEAREST).astype(bool)
+        frame = binary_scores(pred, truth)
+        for key, value in frame.items():
+            self.counts[key] += value
+        self.frames += 1
+        self.last_frame_iou = scores_from_counts(frame["tp"], frame["fp"], frame["fn"])["iou"]
+        scores = self.scores()
+        msg = Float32MultiArray()
+        msg.layout.dim = [MultiArrayDimension(label=",".join(METRIC_LABELS), size=len(METRIC_LABELS),
+                                              stride=len(METRIC_LABELS))]
+        msg.data = [float(scores["iou"]), float(scores["precision"]), float(scores["recall"]),
+                    float(self.last_frame_iou), float(self.frames)]
+        self.metrics_pub.publish(msg)
+
+    def scores(self) -> dict[str, float]:
+        """Running IoU, precision and recall of the drivable class over all pairs so far."""
+        return scores_from_counts(self.counts["tp"], self.counts["fp"], self.counts["fn"])
+
+    def summary(self) -> dict:
+        """Scores plus bookkeeping (pairs, dropped unpaired messages, skipped images)."""
+        scores = {k: (None if math.isnan(v) else v) for k, v in self.scores().items()}
+        return {**scores, "frames": self.frames, "pixels": dict(self.counts),
+                "dropped_unpaired": self.dropped, "skipped_images": self.errors, "carla_labels": self.labels,
+                "drivable_classes": self.drivable_classes}
+
+    def report(self) -> dict:
+        """Log the summary (and write ``summary_path`` if set); returns it."""
+        summary = self.summary()
+        self.get_logger().info("CARLA evaluation: " + ", ".join(
+            f"{k}={summary[k]:.4f}" if summary[k] is not None else f"{k}=n/a"
+            for k in ("iou", "precision", "recall")) + f" over {self.frames} frames")
+        if self.summary_path:
+            path = Path(self.summary_path).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+
+def main(args: list[str] | None = None) -> int:
+    """Evaluate until Ctrl-C, then print the summary."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = CarlaEvaluator()
+        rclpy.spin(node)
+        return 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    except ValueError as exc:
+        print(f"carla_evaluator: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if node is not None:
+            print(json.dumps(node.report(), indent=2))
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

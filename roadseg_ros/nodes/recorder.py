@@ -1,0 +1,217 @@
+"""``recorder``: write what the segmentation node produced to disk, and how fast it did.
+
+Subscribes an overlay image (``overlay``, remap it to e.g. ``/roadseg/overlay``) and the
+node's ``drivable_area`` (roadseg_ros/DrivableArea). It writes
+
+* ``overlay.mp4`` - the overlay frames as a video (frame rate ``video_fps``),
+* ``snapshot_NNNN.png`` - every ``snapshot_every``-th overlay frame (0: none),
+* ``summary.json`` - frames, receive rate, latency percentiles and the mean drivable ratio,
+
+under ``output_dir``, and stops by itself after ``max_frames`` overlay frames (0: on
+shutdown). Latency is measured two ways: from the image's header stamp to the overlay's
+receipt here (camera to screen, transport included; meaningful when the stamp and this
+node share a clock, as on one machine) and as the node's own ``total_latency_ms``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from roadseg_ros.image_codec import ImageFormatError, decode_image_msg
+from roadseg_ros.msg import DrivableArea
+
+DEFAULT_PARAMETERS: dict[str, object] = {
+    "output_dir": "runs/recording",
+    "max_frames": 0,
+    "video_fps": 10.0,
+    "video_name": "overlay.mp4",
+    "snapshot_every": 0,
+}
+
+#: After the last overlay frame, how long to wait for the DrivableArea messages still due.
+AREA_GRACE_S = 2.0
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50/p90/p99/mean/max of ``values`` (None when there are none: JSON has no NaN)."""
+    if not values:
+        return {"p50": None, "p90": None, "p99": None, "mean": None, "max": None, "count": 0}
+    a = np.asarray(values, dtype=np.float64)
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(a.mean()),
+            "max": float(a.max()), "count": int(a.size)}
+
+
+class Recorder(Node):
+    """Writes the overlay video, snapshots and ``summary.json``; see the module docstring."""
+
+    def __init__(self, **node_kwargs) -> None:
+        node_kwargs.setdefault("node_name", "recorder")
+        super().__init__(**node_kwargs)
+        for name, value in DEFAULT_PARAMETERS.items():
+            self.declare_parameter(name, value)
+        p = {name: self.get_parameter(name).value for name in DEFAULT_PARAMETERS}
+        if p["video_fps"] <= 0:
+            raise ValueError(f"video_fps must be > 0, got {p['video_fps']}")
+        self.output_dir = Path(p["output_dir"]).expanduser()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.video_path = self.output_dir / p["video_name"]
+        self.summary_path = self.output_dir / "summary.json"
+        self.max_frames = int(p["max_frames"])
+        self.video_fps = float(p["video_fps"])
+        self.snapshot_every = int(p["snapshot_every"])
+        self.frames = 0
+        self.snapshots: list[str] = []
+        self.stamp_latency_ms: list[float] = []
+        self.node_latency_ms: list[float] = []
+        self.inference_latency_ms: list[float] = []
+        self.drivable_ratios: list[float] = []
+        self.decode_errors = 0
+        self.first_receipt: float | None = None
+        self.last_receipt: float | None = None
+        self.image_size: tuple[int, int] | None = None
+        self.model_name = ""
+        self._writer: cv2.VideoWriter | None = None
+        self._closed = False
+        self._full_since: float | None = None
+        self._grace_timer = self.create_timer(0.2, self._check_full)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.overlay_sub = self.create_subscription(Image, "overlay", self._on_overlay, qos)
+        self.area_sub = self.create_subscription(DrivableArea, "drivable_area", self._on_area, qos)
+        self.get_logger().info(f"recording {self.overlay_sub.topic_name} and {self.area_sub.topic_name} "
+                               f"to {self.output_dir}")
+
+    @property
+    def done(self) -> bool:
+        """True once the recording is closed: ``max_frames`` overlay frames were written and
+        their DrivableArea messages arrived (or ``area_grace_s`` passed without them)."""
+        return self._closed
+
+    @property
+    def _full(self) -> bool:
+        return self.max_frames > 0 and self.frames >= self.max_frames
+
+    def _check_full(self) -> None:
+        if self._closed or self._full_since is None:
+            return
+        if len(self.drivable_ratios) >= self.max_frames or time.monotonic() - self._full_since > AREA_GRACE_S:
+            self.get_logger().info(f"recorded max_frames={self.max_frames} frames")
+            self.close()
+
+    def _stamp_latency(self, header) -> float:
+        now_ns = self.get_clock().now().nanoseconds
+        return (now_ns - (header.stamp.sec * 1_000_000_000 + header.stamp.nanosec)) / 1e6
+
+    def _on_overlay(self, msg: Image) -> None:
+        if self._closed or self._full:
+            return
+        latency = self._stamp_latency(msg.header)
+        try:
+            image, order = decode_image_msg(msg)
+        except ImageFormatError as exc:
+            self.decode_errors += 1
+            self.get_logger().warning(f"overlay frame skipped: {exc}", throttle_duration_sec=5.0)
+            return
+        bgr = np.ascontiguousarray(image if order == "bgr" else image[..., ::-1])
+        size = (bgr.shape[1], bgr.shape[0])
+        if self._writer is None:
+            self.image_size = size
+            self._writer = cv2.VideoWriter(str(self.video_path), cv2.VideoWriter_fourcc(*"mp4v"),
+                                           self.video_fps, size)
+            if not self._writer.isOpened():
+                raise RuntimeError(f"cannot open a video writer for {self.video_path} (mp4v, {size})")
+        elif size != self.image_size:
+            bgr = cv2.resize(bgr, self.image_size, interpolation=cv2.INTER_AREA)
+        self._writer.write(bgr)
+        now = time.monotonic()
+        self.first_receipt = now if self.first_receipt is None else self.first_receipt
+        self.last_receipt = now
+        self.stamp_latency_ms.append(latency)
+        if self.snapshot_every > 0 and self.frames % self.snapshot_every == 0:
+            path = self.output_dir / f"snapshot_{self.frames:04d}.png"
+            cv2.imwrite(str(path), bgr)
+            self.snapshots.append(path.name)
+        self.frames += 1
+        if self._full:
+            self._full_since = time.monotonic()
+            self._check_full()
+
+    def _on_area(self, msg: DrivableArea) -> None:
+        if self._closed or (self._full and len(self.drivable_ratios) >= self.max_frames):
+            return
+        self.drivable_ratios.append(float(msg.drivable_ratio))
+        self.node_latency_ms.append(float(msg.total_latency_ms))
+        self.inference_latency_ms.append(float(msg.inference_latency_ms))
+        self.model_name = msg.model_name
+        self._check_full()
+
+    def summary(self) -> dict:
+        """What ``summary.json`` holds (also usable before closing)."""
+        duration = (self.last_receipt - self.first_receipt) if self.frames > 1 else 0.0
+        ratios = [r for r in self.drivable_ratios if not math.isnan(r)]
+        return {
+            "frames": self.frames,
+            "drivable_area_messages": len(self.drivable_ratios),
+            "duration_s": duration,
+            "rate_hz": (self.frames - 1) / duration if duration > 0 else None,
+            "image_size": list(self.image_size) if self.image_size else None,
+            "latency_ms": {
+                "stamp_to_overlay": percentiles(self.stamp_latency_ms),
+                "node_total": percentiles(self.node_latency_ms),
+                "node_inference": percentiles(self.inference_latency_ms),
+            },
+            "mean_drivable_ratio": float(np.mean(ratios)) if ratios else None,
+            "model_name": self.model_name,
+            "decode_errors": self.decode_errors,
+            "video": self.video_path.name if self._writer is not None else None,
+            "snapshots": self.snapshots,
+        }
+
+    def close(self) -> dict:
+        """Finish the video and write ``summary.json``; safe to call more than once."""
+        summary = self.summary()
+        if not self._closed:
+            self._closed = True
+            if self._writer is not None:
+                self._writer.release()
+            self.summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+            self.get_logger().info(f"wrote {self.summary_path} ({self.frames} frames)")
+        return summary
+
+
+def main(args: list[str] | None = None) -> int:
+    """Record until ``max_frames`` or Ctrl-C; the summary is written either way."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = Recorder()
+        while rclpy.ok() and not node.done:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        return 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    except ValueError as exc:
+        print(f"recorder: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""``roadseg-infer``: segment an image, a folder of images or a video offline.
+
+Writes, under ``--output``:
+
+* for each image ``<name>.<ext>``: ``<name>_mask.png`` (class ids, one uint8 channel)
+  and ``<name>_overlay.png`` (the image with the class colours blended in);
+* for a video ``<name>.<ext>``: ``<name>_overlay.mp4`` (mp4v) and one class-id mask per
+  frame in ``<name>_masks/<name>_<frame:06d>_mask.png``.
+
+Files that cannot be read are reported by name and skipped; the exit status is then 1.
+Example::
+
+    roadseg-infer data/frames --output out/ --device cuda --precision fp16
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from roadseg_ros.checkpoint import CheckpointError, default_weights_path
+from roadseg_ros.inference import PRECISIONS, Segmenter
+from roadseg_ros.visualize import overlay
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pnm", ".tif", ".tiff",
+                              ".webp"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+
+logger = logging.getLogger("roadseg-infer")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"576x160"`` -> ``(576, 160)`` (width, height); argparse type."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 576x160, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="roadseg-infer",
+        description="Segment an image, a folder of images or a video; write masks and overlays.")
+    parser.add_argument("input", type=Path, help="image file, folder of images, or video file")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help=f"checkpoint (default: the bundled {default_weights_path()})")
+    parser.add_argument("--output", "-o", type=Path, default=Path("roadseg_output"),
+                        help="output folder (created; default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    parser.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                        help="network precision (default: %(default)s; fp16 needs CUDA)")
+    parser.add_argument("--input-size", type=parse_size, default=None, metavar="WxH",
+                        help="network input size (default: the checkpoint's training size)")
+    parser.add_argument("--alpha", type=float, default=0.5,
+                        help="overlay colour weight (default: %(default)s)")
+    parser.add_argument("--drivable-only", action="store_true",
+                        help="tint only the drivable classes in the overlay")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    """Output name for ``path``: its stem, or ``stem_ext`` if two inputs share a stem."""
+    stem = path.stem
+    if stem in used:
+        stem = f"{path.stem}_{path.suffix.lstrip('.')}"
+        n = 1
+        while stem in used:
+            stem, n = f"{path.stem}_{path.suffix.lstrip('.')}_{n}", n + 1
+    used.add(stem)
+    return stem
+
+
+def _collect_inputs(source: Path) -> tuple[list[Path], list[Path]]:
+    """(images, videos) to process for an input path; raises FileNotFoundError/ValueError."""
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file())
+        images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+        videos = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
+        if not images and not videos:
+            raise ValueError(f"{source}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
+                             f"or videos ({', '.join(sorted(VIDEO_EXTENSIONS))})")
+        return images, videos
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    suffix = source.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return [], [source]
+    if suffix in IMAGE_EXTENSIONS:
+        return [source], []
+    raise ValueError(f"{source}: unknown file type {suffix!r}; "
+                     f"images: {', '.join(sorted(IMAGE_EXTENSIONS))}; "
+                     f"videos: {', '.join(sorted(VIDEO_EXTENSIONS))}")
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), array):
+        raise OSError(f"{path}: could not write the image")
+
+
+class _Runner:
+    """Holds the segmenter and the overlay settings shared by images and videos."""
+
+    def __init__(self, seg: Segmenter, alpha: float, drivable_only: bool) -> None:
+        self.seg = seg
+        self.alpha = alpha
+        self.classes = seg.drivable_classes if drivable_only else None
+        self.frames = 0
+        self.total_ms = 0.0
+
+    def segment_bgr(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """BGR frame -> (mask, BGR overlay)."""
+        pred = self.seg.predict(frame, color_order="bgr", with_confidence=False)
+        self.frames += 1
+        self.total_ms += pred.timing["total_ms"]
+        blend = overlay(frame, pred.mask, self.seg.class_colors, alpha=self.alpha, color_order="bgr",
+                        classes=self.classes)
+        return pred.mask, blend
+
+
+def _process_images(runner: _Runner, images: list[Path], out_dir: Path, used: set[str], progress: bool,
+                    failures: list[str]) -> None:
+    for path in tqdm(images, desc="images", unit="img", disable=not progress):
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            failures.append(f"{path}: cannot read the image (corrupt or unsupported format)")
+            continue
+        stem = _unique_stem(path, used)
+        mask, blend = runner.segment_bgr(frame)
+        _write_png(out_dir / f"{stem}_mask.png", mask)
+        _write_png(out_dir / f"{stem}_overlay.png", blend)
+
+
+def _process_video(runner: _Runner, path: Path, out_dir: Path, used: set[str], progress: bool,
+                   failures: list[str]) -> None:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        failures.append(f"{path}: cannot open the video (corrupt or unsupported codec)")
+        return
+    writer = None
+    frames = 0
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        fps = fps if fps and np.isfinite(fps) and fps > 0 else 30.0
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        stem = _unique_stem(path, used)
+        mask_dir = out_dir / f"{stem}_masks"
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        video_path = out_dir / f"{stem}_overlay.mp4"
+        with tqdm(total=count, desc=path.name, unit="frame", disable=not progress) as bar:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                mask, blend = runner.segment_bgr(frame)
+                if writer is None:
+                    h, w = frame.shape[:2]
+                    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                    if not writer.isOpened():
+                        raise OSError(f"{video_path}: cannot open an mp4v video writer")
+                writer.write(blend)
+                _write_png(mask_dir / f"{stem}_{frames:06d}_mask.png", mask)
+                frames += 1
+                bar.update(1)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    if frames == 0:
+        failures.append(f"{path}: the video has no readable frames")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns 0 on success, 1 if some inputs failed, 2 on a usage error."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not 0.0 <= args.alpha <= 1.0:
+        parser.error(f"--alpha must be in [0, 1], got {args.alpha}")
+
+    weights = args.weights
+    if weights is None:
+        weights = default_weights_path()
+        if not weights.is_file():
+            print(f"roadseg-infer: no --weights given and the bundled checkpoint {weights} does not exist.\n"
+                  "Train one with `roadseg-train` (it writes a checkpoint) and pass it with --weights PATH, "
+                  f"or copy a trained checkpoint to {weights}.", file=sys.stderr)
+            return 2
+    try:
+        images, videos = _collect_inputs(args.input)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"roadseg-infer: {exc}", file=sys.stderr)
+        return 2
+    try:
+        seg = Segmenter(weights, device=args.device, precision=args.precision, input_size=args.input_size)
+    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"roadseg-infer: {exc}", file=sys.stderr)
+        return 2
+    logger.info("%s from %s", seg, weights)
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    runner = _Runner(seg, args.alpha, args.drivable_only)
+    progress = not args.no_progress
+    failures: list[str] = []
+    used: set[str] = set()
+    if images:
+        _process_images(runner, images, args.output, used, progress, failures)
+    for video in videos:
+        _process_video(runner, video, args.output, used, progress, failures)
+    if runner.frames:
+        logger.info("%d frame(s) segmented, %.1f ms/frame in predict; results in %s",
+                    runner.frames, runner.total_ms / runner.frames, args.output)
+    for failure in failures:
+        print(f"roadseg-infer: skipped {failure}", file=sys.stderr)
+    if failures:
+        print(f"roadseg-infer: {len(failures)} input(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+"""Static checks of launch/*.launch.py and config/roadseg.rviz.
+
+``launch`` / ``launch_ros`` cannot be installed here, so the launch files are read as
+Python syntax trees: every ``Node(...)`` they can start, its parameters and remappings,
+every ``DeclareLaunchArgument`` and every file they reference through
+``PathJoinSubstitution([FindPackageShare(pkg), ...])``. The nodes themselves are then
+created for real (rclpy) with those remappings and parameters, so "the node uses this
+topic" and "the node declares this parameter" are what the running node says, not a copy
+of it. Where ``launch`` is importable, a launch_testing-style smoke test also loads them.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import rclpy
+import torch
+import yaml
+from rclpy.context import Context
+from rclpy.parameter import Parameter
+
+from roadseg_ros.checkpoint import Checkpoint, save_checkpoint
+from roadseg_ros.classes import CAMVID11
+from roadseg_ros.models import build_model
+from roadseg_ros.nodes import camera_source, carla_bridge, carla_evaluator, recorder
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
+#: Packages other than ours a launch file may start or include (optional at run time).
+FOREIGN_PACKAGES = {"rviz2": {"rviz2"}, "carla_ros_bridge": set()}
+#: The official bridge's launch file the CARLA route includes (share/carla_ros_bridge/...).
+OFFICIAL_EXAMPLE = "carla_ros_bridge_with_example_ego_vehicle.launch.py"
+#: Parameters every rclpy node has without declaring them.
+IMPLICIT_PARAMETERS = {"use_sim_time"}
+
+
+# ----------------------------------------------------------------------------- package facts
+def cmake_executables() -> dict[str, str]:
+    text = (REPO / "CMakeLists.txt").read_text()
+    block = re.search(r"set\(ROADSEG_EXECUTABLES(.*?)\)", text, re.S).group(1)
+    return dict(entry.split("=", 1) for entry in re.findall(r'"([^"]+)"', block))
+
+
+def setup_executables() -> dict[str, str]:
+    tree = ast.parse((REPO / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "CONSOLE_SCRIPTS":
+            return dict(s.split("=", 1) for s in ast.literal_eval(node.value))
+    raise AssertionError("setup.py defines no CONSOLE_SCRIPTS")
+
+
+def cmake_installed_dirs() -> set[str]:
+    text = (REPO / "CMakeLists.txt").read_text()
+    dirs: set[str] = set()
+    for match in re.finditer(r"install\(DIRECTORY ([^)]*?) DESTINATION share", text):
+        dirs.update(match.group(1).split())
+    return dirs
+
+
+def segmentation_parameters() -> dict[str, object]:
+    from roadseg_ros.nodes.params import PARAMS
+    return {p.name: p.default for p in PARAMS}
+
+
+def declared_defaults(executable: str) -> dict[str, object]:
+    """Declared parameters (name -> default) of one of our node executables."""
+    if executable == "segmentation_node":
+        return segmentation_parameters()
+    modules = {"camera_source": camera_source, "recorder": recorder, "carla_bridge": carla_bridge,
+               "carla_evaluator": carla_evaluator}
+    return dict(modules[executable].DEFAULT_PARAMETERS)
+
+
+# ----------------------------------------------------------------------------- launch file model
+@dataclass(frozen=True)
+class PackageFile:
+    package: str
+    path: str
+
+
+class UnresolvedError(Exception):
+    pass
+
+
+@dataclass
+class LaunchNode:
+    package: str
+    executable: str
+    name: str | None
+    namespace: object
+    parameters: list = field(default_factory=list)     # resolved: dicts or PackageFile
+    remappings: list = field(default_factory=list)     # resolved (from, to)
+    arguments: list = field(default_factory=list)
+
+
+def _call_name(call: ast.Call) -> str:
+    f = call.func
+    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+
+
+def _kw(call: ast.Call, name: str, pos: int | None = None):
+    for k in call.keywords:
+        if k.arg == name:
+            return k.value
+    if pos is not None and len(call.args) > pos:
+        return call.args[pos]
+    return None
+
+
+class LaunchFile:
+    def __init__(self, path: Path):
+        self.path = path
+        self.tree = ast.parse(path.read_text(), filename=str(path))
+        self.constants = {t.id: n.value for n in self.tree.body if isinstance(n, ast.Assign)
+                          for t in n.targets if isinstance(t, ast.Name)}
+        self.calls = [n for n in ast.walk(self.tree) if isinstance(n, ast.Call)]
+        self.arguments: dict[str, dict] = {}
+        for call in self.calls:
+            if _call_name(call) == "DeclareLaunchArgument":
+                name = ast.literal_eval(_kw(call, "name", 0))
+                self.arguments[name] = {"default": _kw(call, "default_value", 1),
+                                        "choices": _kw(call, "choices"),
+                                        "description": _kw(call, "description")}
+
+    def value(self, expr: ast.AST):
+        """Python value of a launch expression, LaunchConfigurations at their defaults."""
+        if isinstance(expr, ast.Constant):
+            return expr.value
+        if isinstance(expr, (ast.List, ast.Tuple)):
+            return [self.value(e) for e in expr.elts]
+        if isinstance(expr, ast.Dict):
+            return {self.value(k): self.value(v) for k, v in zip(expr.keys, expr.values)}
+        if isinstance(expr, ast.Name) and expr.id in self.constants:
+            return self.value(self.constants[expr.id])
+        if isinstance(expr, ast.Call):
+            name = _call_name(expr)
+            if name == "LaunchConfiguration":
+                arg = ast.literal_eval(expr.args[0])
+                assert arg in self.arguments, f"{self.path.name}: argument {arg!r} is not declared"
+                return self.value(self.arguments[arg]["default"])
+            if name == "ParameterValue":
+                raw = self.value(expr.args[0])
+                vtype = _kw(expr, "value_type")
+                if vtype is None:
+                    return yaml.safe_load(str(raw))
+                converter = {"str": str, "int": int, "float": float,
+                             "bool": lambda s: yaml.safe_load(str(s))}[vtype.id]
+                return converter(raw)
+            if name == "PathJoinSubstitution":
+                parts = self.value(expr.args[0])
+                assert isinstance(parts[0], PackageFile), f"{self.path.name}: path not in a package's share"
+                return PackageFile(parts[0].package, "/".join(str(p) for p in parts[1:]))
+            if name == "FindPackageShare":
+                return PackageFile(ast.literal_eval(expr.args[0]), "")
+        raise UnresolvedError(ast.unparse(expr))
+
+    def nodes(self) -> list[LaunchNode]:
+        out = []
+        for call in self.calls:
+            if _call_name(call) != "Node":
+                continue
+            params = _kw(call, "parameters")
+            remaps = _kw(call, "remappings")
+            args = _kw(call, "arguments")
+            name = _kw(call, "name")
+            ns = _kw(call, "namespace")
+            out.append(LaunchNode(
+                package=self.value(_kw(call, "package")), executable=self.value(_kw(call, "executable")),
+                name=self.value(name) if name is not None else None,
+                namespace=self.value(ns) if ns is not None else "",
+                parameters=[self.value(p) for p in params.elts] if params is not None else [],
+                remappings=[tuple(self.value(r)) for r in remaps.elts] if remaps is not None else [],
+                arguments=self.value(args) if args is not None else []))
+        return out
+
+    def package_files(self) -> list[PackageFile]:
+        found = []
+        for call in self.calls:
+            if _call_name(call) == "PathJoinSubstitution":
+                found.append(self.value(call))
+        return found
+
+
+@pytest.fixture(scope="module")
+def launch_files() -> list[LaunchFile]:
+    assert {p.name for p in LAUNCH_FILES} >= {"roadseg.launch.py", "carla.launch.py"}, LAUNCH_FILES
+    return [LaunchFile(p) for p in LAUNCH_FILES]
+
+
+# ----------------------------------------------------------------------------- static tests
+def test_launch_files_parse_and_declare_documented_arguments(launch_files):
+    for lf in launch_files:
+        funcs = {n.name for n in lf.tree.body if isinstance(n, ast.FunctionDef)}
+        assert "generate_launch_description" in funcs, lf.path.name
+        assert lf.arguments, f"{lf.path.name} declares no launch arguments"
+        for name, arg in lf.arguments.items():
+            assert arg["description"] is not None and lf.value(arg["description"]).strip(), \
+                f"{lf.path.name}: argument {name} has no description"
+            if arg["choices"] is not None:
+                assert lf.value(arg["default"]) in lf.value(arg["choices"]), \
+                    f"{lf.path.name}: default of {name} is not one of its choices"
+    roadseg = next(lf for lf in launch_files if lf.path.name == "roadseg.launch.py")
+    assert {"namespace", "image_topic", "params_file", "weights", "device"} <= set(roadseg.arguments)
+    carla = next(lf for lf in launch_files if lf.path.name == "carla.launch.py")
+    assert {"host", "port", "town", "timeout", "synchronous_mode", "fixed_delta_seconds",
+            "use_official_bridge"} <= set(carla.arguments)
+
+
+def test_started_executables_are_installed(launch_files):
+    cmake, setup = cmake_executables(), setup_executables()
+    assert cmake == setup
+    for lf in launch_files:
+        for node in lf.nodes():
+            if node.package == "roadseg_ros":
+                assert node.executable in cmake, f"{lf.path.name}: {node.executable} is not installed"
+            else:
+                assert node.executable in FOREIGN_PACKAGES.get(node.package, set()), \
+                    f"{lf.path.name}: unexpected {node.package}/{node.executable}"
+
+
+def _type_ok(value, default) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, float)      # ROS rejects an integer for a double parameter
+    if isinstance(default, list):
+        return isinstance(value, list) and all(_type_ok(v, default[0]) for v in value) if default else True
+    return type(value) is type(default)
+
+
+def test_parameters_set_by_launch_files_are_declared(launch_files):
+    checked = 0
+    for lf in launch_files:
+        for node in lf.nodes():
+            if node.package != "roadseg_ros":
+                continue
+            declared = declared_defaults(node.executable)
+            for entry in node.parameters:
+                if isinstance(entry, PackageFile):
+                    assert entry.package == "roadseg_ros"
+                    data = yaml.safe_load((REPO / entry.path).read_text())
+                    entry = data["/**"]["ros__parameters"]
+                for key, value in entry.items():
+                    checked += 1
+                    if key in IMPLICIT_PARAMETERS:
+                        continue
+                    assert key in declared, f"{lf.path.name}: {node.executable} declares no parameter {key!r}"
+                    assert _type_ok(value, declared[key]), \
+                        f"{lf.path.name}: {node.executable} {key}={value!r} has the wrong type " \
+                        f"(declared default {declared[key]!r})"
+    assert checked > 20
+
+
+def test_referenced_files_exist_parse_and_are_installed(launch_files):
+    installed = cmake_installed_dirs()
+    seen = set()
+    for lf in launch_files:
+        for ref in lf.package_files():
+            if ref.package != "roadseg_ros":
+                assert ref.package == "carla_ros_bridge" and ref.path == OFFICIAL_EXAMPLE, ref
+                continue
+            path = REPO / ref.path
+            assert path.is_file(), f"{lf.path.name} references {ref.path}, which does not exist"
+            assert ref.path.split("/")[0] in installed, f"{ref.path} is not installed to share/roadseg_ros"
+            if path.suffix in (".yaml", ".rviz"):
+                assert isinstance(yaml.safe_load(path.read_text()), dict), f"{ref.path} does not parse"
+            seen.add(ref.path)
+    assert {"config/roadseg.yaml", "config/roadseg.rviz"} <= seen
+
+
+# ----------------------------------------------------------------------------- live node checks
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = build_model("tiny_segnet", num_classes=CAMVID11.num_classes)
+    ckpt = Checkpoint(arch="tiny_segnet", arch_kwargs={}, class_names=list(CAMVID11.class_names),
+                      class_colors=list(CAMVID11.class_colors), drivable_classes=[3],
+                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), input_size=(64, 48),
+                      state_dict=model.state_dict(), training={})
+    return save_checkpoint(ckpt, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture()
+def context():
+    ctx = Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.shutdown(context=ctx)
+
+
+def _start(node: LaunchNode, context: Context, weights: Path):
+    """Create the launch file's node for real, with its remappings and plain parameters."""
+    overrides = []
+    for entry in node.parameters:
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                if key == "weights":
+                    value = str(weights)
+                if key == "device":
+                    value = "cpu"
+                overrides.append(Parameter(key, value=value))
+    cli = ["--ros-args"] + [a for src, dst in node.remappings for a in ("-r", f"{src}:={dst}")]
+    kwargs = {"context": context, "cli_args": cli, "parameter_overrides": overrides,
+              "namespace": node.namespace or "/"}
+    if node.executable == "segmentation_node":
+        from roadseg_ros.nodes.segmentation_node import SegmentationNode
+        return SegmentationNode(node.name or "roadseg", **kwargs)
+    classes = {"carla_bridge": carla_bridge.CarlaBridge, "carla_evaluator": carla_evaluator.CarlaEvaluator,
+               "camera_source": camera_source.CameraSource, "recorder": recorder.Recorder}
+    return classes[node.executable](node_name=node.name or node.executable, **kwargs)
+
+
+def _topics(ros_node) -> tuple[set[str], set[str]]:
+    subs = {s.topic_name for s in ros_node.subscriptions}
+    pubs = {p.topic_name for p in ros_node.publishers}
+    return subs, pubs
+
+
+def test_remappings_point_at_topics_the_nodes_use(launch_files, context, tiny_weights):
+    bridge_topics = set(carla_bridge.topic_names("ego_vehicle").values())
+    for lf in launch_files:
+        graph_pubs: set[str] = set()
+        remapped_inputs: list[tuple[str, str, str]] = []
+        started = []
+        try:
+            for node in lf.nodes():
+                if node.package != "roadseg_ros":
+                    continue
+                ros_node = _start(node, context, tiny_weights)
+                started.append(ros_node)
+                subs, pubs = _topics(ros_node)
+                graph_pubs |= pubs
+                for src, dst in node.remappings:
+                    assert dst.startswith("/"), f"{lf.path.name}: remap target {dst!r} is not absolute"
+                    # The remapped name is really used (the source name was one of the node's topics).
+                    assert dst in subs | pubs, \
+                        f"{lf.path.name}: {node.executable} remaps {src!r} but uses no such topic " \
+                        f"(subscribes {sorted(subs)}, publishes {sorted(pubs)})"
+                    if dst in subs:
+                        remapped_inputs.append((node.executable, src, dst))
+        finally:
+            for n in started:
+                n.destroy_node()
+        assert remapped_inputs or lf.path.name == "roadseg.launch.py"
+        for executable, src, dst in remapped_inputs:
+            if lf.path.name == "carla.launch.py":
+                # Fed by a node of this launch file, or by either bridge (same topic names).
+                assert dst in graph_pubs | bridge_topics, f"{executable}: nothing publishes {dst} ({src})"
+    carla = next(lf for lf in launch_files if lf.path.name == "carla.launch.py")
+    remaps = {(n.executable, s): d for n in carla.nodes() for s, d in n.remappings}
+    assert remaps[("segmentation_node", "image")] == "/carla/ego_vehicle/rgb_front/image"
+    assert remaps[("carla_evaluator", "semantic")] == "/carla/ego_vehicle/semantic_segmentation_front/image"
+    assert remaps[("carla_evaluator", "mask")] == "/roadseg/mask"
+
+
+def test_rviz_displays_show_topics_the_node_publishes(context, tiny_weights):
+    config = yaml.safe_load((REPO / "config" / "roadseg.rviz").read_text())
+    displays = config["Visualization Manager"]["Displays"]
+    topics = {d["Class"]: set() for d in displays}
+    for d in displays:
+        if "Topic" in d:
+            topics[d["Class"]].add(d["Topic"]["Value"])
+    from roadseg_ros.nodes.segmentation_node import SegmentationNode
+    node = SegmentationNode("roadseg", context=context, parameter_overrides=[
+        Parameter("weights", value=str(tiny_weights)), Parameter("device", value="cpu")])
+    try:
+        publishers = {p.topic_name: p.msg_type.__name__ for p in node.publishers}
+    finally:
+        node.destroy_node()
+    wanted = {"/roadseg/overlay": "Image", "/roadseg/color_mask": "Image", "/roadseg/mask": "Image",
+              "/roadseg/drivable_grid": "OccupancyGrid"}
+    shown = topics["rviz_default_plugins/Image"] | topics["rviz_default_plugins/Map"]
+    assert set(wanted) <= shown
+    for topic in shown:
+        assert topic in publishers, f"RViz shows {topic}, which the node does not publish"
+    for topic in topics["rviz_default_plugins/Map"]:
+        assert publishers[topic] == "OccupancyGrid"
+    for topic in topics["rviz_default_plugins/Image"]:
+        assert publishers[topic] == "Image"
+
+
+# ----------------------------------------------------------------------------- launch smoke
+def test_launch_descriptions_load_with_launch():
+    """launch_testing-style smoke test; only where the ROS 2 ``launch`` packages exist."""
+    # (The repository's own launch/ folder is importable as a namespace package named
+    # "launch", so look for a real attribute of ROS 2 launch, not just the name.)
+    try:
+        import launch_ros  # noqa: F401
+        from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+        import launch
+    except ImportError as exc:
+        pytest.skip(f"ROS 2 launch/launch_ros are not installable on this machine (not on PyPI: {exc}); "
+                    "the static tests above cover the launch files")
+
+    for path in LAUNCH_FILES:
+        description = PythonLaunchDescriptionSource(str(path)).get_launch_description(launch.LaunchContext())
+        assert isinstance(description, launch.LaunchDescription)
+        names = {a.name for a in description.get_launch_arguments()}
+        assert "device" in names

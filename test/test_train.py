@@ -1,0 +1,168 @@
+"""roadseg-train end to end on synthetic scenes (tiny_segnet, 64x48): loss, checkpoints, resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from roadseg_ros import train
+from roadseg_ros.checkpoint import load_checkpoint
+from roadseg_ros.classes import IGNORE_INDEX
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A few synthetic scenes at a small size: each epoch is ~2 steps, a run takes a second or two.
+BASE = ["--synthetic", "8", "--synthetic-val", "2", "--model", "tiny_segnet", "--input-size", "64x48",
+        "--batch-size", "4", "--workers", "0", "--lr", "0.01", "--seed", "3", "--device", "cpu",
+        "--overlays", "1"]
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
+    out = tmp_path / "run"
+    assert train.main([*BASE, "--epochs", "12", "--output", str(out)]) == 0
+    hist = _metrics(out)
+    assert [h["epoch"] for h in hist] == list(range(1, 13))
+    first = hist[0]["first_step_loss"]
+    last_two = np.mean([h["train_loss"] for h in hist[-2:]])
+    # From scratch, 11-class CE starts near ln(11) = 2.4; 24 steps on road scenes must cut it clearly.
+    assert first > 1.8
+    assert last_two < 0.75 * first, (first, last_two)
+    assert hist[-1]["val"]["mean_iou"] is not None
+
+    for name in ("best.pt", "last.pt"):
+        ckpt = load_checkpoint(out / name)
+        assert ckpt.arch == "tiny_segnet"
+        assert ckpt.mean == pytest.approx(train.IMAGENET_MEAN)
+        assert tuple(ckpt.input_size) == (64, 48)
+        assert ckpt.drivable_classes == [3]
+        t = ckpt.training
+        for key in ("datasets", "epochs", "metrics", "command", "git_commit", "date", "seed",
+                    "hyperparameters"):
+            assert key in t, key
+        assert t["seed"] == 3
+        assert t["hyperparameters"]["lr"] == 0.01
+    best = load_checkpoint(out / "best.pt").training
+    assert best["metrics"]["val"]["mean_iou"] == pytest.approx(max(h["val"]["mean_iou"] for h in hist))
+    assert load_checkpoint(out / "last.pt").training["epochs"] == 12
+    state = torch.load(out / "resume.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] == 12 and state["global_step"] == 24
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    args = [*BASE, "--epochs", "3"]
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert train.main([*args, "--output", str(full)]) == 0
+    # Same run, stopped after one epoch, then resumed (in a fresh call, as a new session would).
+    assert train.main([*args, "--output", str(split), "--stop-after", "1"]) == 0
+    stopped = torch.load(split / "resume.pt", map_location="cpu", weights_only=True)
+    assert stopped["epoch"] == 1 and len(_metrics(split)) == 1
+    assert train.main([*args, "--output", str(split), "--resume", str(split / "last.pt")]) == 0
+
+    a = torch.load(full / "resume.pt", weights_only=True)
+    b = torch.load(split / "resume.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 3
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"])
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+    ha, hb = _metrics(full), _metrics(split)
+    assert [h["epoch"] for h in hb] == [1, 2, 3]
+    assert [h["train_loss"] for h in ha] == pytest.approx([h["train_loss"] for h in hb], abs=0, rel=0)
+
+
+def test_resume_refuses_a_different_model(tmp_path):
+    out = tmp_path / "run"
+    assert train.main([*BASE, "--epochs", "1", "--output", str(out)]) == 0
+    with pytest.raises(SystemExit, match="tiny_segnet"):
+        train.main([*BASE, "--epochs", "2", "--output", str(out), "--resume", str(out),
+                    "--taxonomy", "road_binary"])
+    with pytest.raises(SystemExit, match="no resume state"):
+        train.main([*BASE, "--epochs", "2", "--output", str(out), "--resume", str(tmp_path / "nowhere")])
+
+
+def test_bad_arguments_fail_clearly(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", "nope=/tmp"])
+    assert "valid names: camvid, kitti, carla, cityscapes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_args(["--model", "tiny_segnet"])
+    assert "nothing to train on" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_args(["--synthetic", "2", "--input-size", "64by48"])
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_losses_and_schedule():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5)
+    target = torch.randint(0, 3, (2, 4, 5))
+    target[0, 0, :] = IGNORE_INDEX
+    ce = train.build_loss("ce")(logits, target)
+    # focal with gamma 0 is cross-entropy
+    focal0 = train.build_loss("focal", focal_gamma=0.0)(logits, target)
+    assert focal0.item() == pytest.approx(ce.item(), rel=1e-5)
+    assert train.build_loss("focal", focal_gamma=2.0)(logits, target).item() < ce.item()
+    # a confident correct prediction has (near) zero Dice loss; ignored pixels do not matter
+    perfect = torch.nn.functional.one_hot(target.clamp(0, 2), 3).permute(0, 3, 1, 2).float() * 50
+    perfect[0, :, 0, :] = torch.randn(3, 5) * 50
+    assert train.build_loss("dice")(perfect, target).item() == pytest.approx(0.0, abs=1e-3)
+    assert train.build_loss("ce+dice")(perfect, target).item() == pytest.approx(0.0, abs=1e-3)
+    # aux outputs add aux_weight x their loss
+    both = train.compute_loss({"out": logits, "aux": logits}, target, train.build_loss("ce"), 0.5)
+    assert both.item() == pytest.approx(1.5 * ce.item(), rel=1e-6)
+
+    assert train.lr_factor(0, 100, "poly") == 1.0
+    assert train.lr_factor(50, 100, "poly") == pytest.approx(0.5 ** 0.9)
+    assert train.lr_factor(50, 100, "cosine") == pytest.approx(0.5)
+    assert train.lr_factor(100, 100, "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert train.lr_factor(4, 100, "poly", warmup_steps=10) == pytest.approx(0.5)
+
+
+def test_median_frequency_weights_by_hand():
+    # class 0: 4 px of 8 px in images containing it -> 0.5; class 1: 1/4; class 2: 3/4; median 0.5
+    data = [(None, np.array([[0, 0], [0, 1]], np.uint8)), (None, np.array([[0, 2], [2, 2]], np.uint8))]
+    w = train.median_frequency_weights([data], 4)
+    assert w.tolist() == pytest.approx([1.0, 2.0, 2 / 3, 1.0])
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes(tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "roadseg_ros.train", *BASE, "--epochs", "1", "--output", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt.training["world_size"] == 2
+    hist = _metrics(out)
+    assert len(hist) == 1  # rank 0 only writes
+    # 8 scenes over 2 processes of batch 4: one step each
+    assert hist[0]["step"] == 1
+    assert hist[0]["val"]["valid_pixels"] == 2 * 64 * 48 - _ignored_val_pixels()
+
+
+def _ignored_val_pixels() -> int:
+    """Ignored pixels of the two synthetic validation scenes (to check the all-reduced matrix counts all)."""
+    from roadseg_ros.data import build_dataset
+    from roadseg_ros.data.transforms import resize_pair
+
+    ds = build_dataset("synthetic", None, "val", taxonomy="camvid11", num_scenes=2, size=(64, 48), seed=3)
+    return sum(int((resize_pair(*ds[i], (64, 48))[1] == IGNORE_INDEX).sum()) for i in range(len(ds)))
