@@ -99,14 +99,16 @@ def summary(times: list[float], batch: int) -> dict:
 class Baseline:
     """The usual way: per-frame OpenCV/numpy pre-processing on the CPU, float32, CPU arg-max."""
 
-    def __init__(self, ckpt: Checkpoint, device: torch.device, size: tuple[int, int]) -> None:
+    def __init__(self, ckpt: Checkpoint, device: torch.device, size: tuple[int, int],
+                 with_confidence: bool = True) -> None:
         self.model = model_from_checkpoint(ckpt, device=device)
+        self.with_confidence = with_confidence
         self.device = device
         self.size = size
         self.mean = np.array(MEAN, np.float32)
         self.std = np.array(STD, np.float32)
 
-    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         inputs = []
         for frame in frames:
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -116,6 +118,8 @@ class Baseline:
         tensor = torch.from_numpy(np.stack(inputs)).to(self.device)
         with torch.no_grad():
             logits = main_output(self.model(tensor)).cpu()
+        if not self.with_confidence:
+            return logits.argmax(dim=1).numpy().astype(np.uint8), None
         conf, mask = torch.softmax(logits, dim=1).max(dim=1)
         return mask.numpy().astype(np.uint8), conf.numpy()
 
@@ -148,7 +152,7 @@ def bench_one(arch: str, device: torch.device, precision: str, size: tuple[int, 
 
     fns = {"predict": run_predict, "network": run_network}
     if baseline:
-        base = Baseline(ckpt, device, size)
+        base = Baseline(ckpt, device, size, with_confidence=with_conf)
         fns["baseline"] = lambda: base(frames)
     times = measure(fns, **timing)
     for name, values in times.items():

@@ -20,6 +20,7 @@ Nothing here imports ROS.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,9 +132,31 @@ def _argmax_planes(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     index = torch.zeros(best.shape, dtype=torch.uint8, device=logits.device)
     for c in range(1, logits.shape[1]):
         plane = logits[:, c]
-        torch.maximum(index, torch.gt(plane, best).to(torch.uint8).mul_(c), out=index)
+        torch.maximum(index, torch.gt(plane, best).view(torch.uint8).mul_(c), out=index)
         torch.maximum(best, plane, out=best)
     return index, best
+
+
+def _softmax_planes(logits: torch.Tensor, top: torch.Tensor, want_confidence: bool,
+                    drivable: Sequence[int] | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Max softmax probability and summed drivable probability from contiguous NCHW logits.
+
+    ``sum_c exp(l_c - max)`` accumulated plane by plane with same-shape, vectorised ops
+    (broadcast subtraction over the class dimension is several times slower on the CPU);
+    the max class contributes ``exp(0) = 1``, so the confidence is ``1 / sum``.
+    """
+    total = torch.zeros_like(top)
+    partial = torch.zeros_like(top) if drivable is not None else None
+    wanted = set(drivable or ())
+    term = torch.empty_like(top)
+    for c in range(logits.shape[1]):
+        torch.sub(logits[:, c], top, out=term).exp_()
+        total.add_(term)
+        if c in wanted:
+            partial.add_(term)
+    confidence = total.reciprocal() if want_confidence else None
+    drivable_prob = partial.div_(total).clamp_(0, 1) if partial is not None else None
+    return confidence, drivable_prob
 
 
 class Segmenter:
@@ -205,6 +228,7 @@ class Segmenter:
         self._bgr_index = torch.tensor([2, 1, 0], device=self.device)
         self._drivable_index = torch.tensor(self.drivable_classes, device=self.device, dtype=torch.long)
         self._pinned: torch.Tensor | None = None  # reused host staging buffer (CUDA only)
+        self._lock = threading.Lock()  # the staging buffer is shared: one predict at a time
 
         if warmup:
             self.warmup()
@@ -255,15 +279,20 @@ class Segmenter:
         return self._pinned.to(self.device, non_blocking=True)
 
     # ------------------------------------------------------------------ predict
-    @torch.inference_mode()
     def predict(self, image: np.ndarray, color_order: str = "rgb", with_confidence: bool = True,
                 with_drivable_prob: bool = False) -> Prediction:
         """Segment one HxWx3 image or an NxHxWx3 batch of uint8 images.
 
         ``color_order`` says whether the channels are ``rgb`` or ``bgr`` (OpenCV); the
         reorder happens on the device. Returns a :class:`Prediction` at the input size.
+        Thread-safe (calls are serialised); the returned arrays are never reused.
         """
         t_start = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            return self._predict(image, color_order, with_confidence, with_drivable_prob, t_start)
+
+    def _predict(self, image: np.ndarray, color_order: str, with_confidence: bool, with_drivable_prob: bool,
+                 t_start: float) -> Prediction:
         if color_order not in COLOR_ORDERS:
             raise ValueError(f"invalid color_order {color_order!r}; valid choices: {', '.join(COLOR_ORDERS)}")
         image = self._validate(image)
@@ -276,10 +305,10 @@ class Segmenter:
             events = [torch.cuda.Event(enable_timing=True) for _ in range(3)]
 
         # ---- preprocess: uint8 upload, reorder, convert, resize, normalise (on device)
-        x = self._upload(batch)
         if cuda:
             t_launch = time.perf_counter()
-            events[0].record()
+            events[0].record()  # GPU time from here covers the pinned staging copy and the upload
+        x = self._upload(batch)
         if color_order == "bgr":
             x = x.index_select(3, self._bgr_index)  # uint8 copy, still NHWC
         # The NCHW view of NHWC memory is channels_last, which every step below keeps.
@@ -315,7 +344,14 @@ class Segmenter:
             logits32 = logits.float().contiguous()  # class planes: per-class ops vectorise over pixels
             mask, top = _argmax_planes(logits32)
         outputs = {"mask": mask}
-        if with_confidence or with_drivable_prob:
+        if not cuda and (with_confidence or with_drivable_prob):
+            confidence, drivable_prob = _softmax_planes(
+                logits32, top, with_confidence, self.drivable_classes if with_drivable_prob else None)
+            if confidence is not None:
+                outputs["confidence"] = confidence
+            if drivable_prob is not None:
+                outputs["drivable_prob"] = drivable_prob
+        elif with_confidence or with_drivable_prob:
             lse = torch.logsumexp(logits32, dim=1)
             if with_confidence:
                 outputs["confidence"] = torch.exp(top.float() - lse)

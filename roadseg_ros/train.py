@@ -523,7 +523,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: EvalSet, device: torch.device, num_classes: int, *,
              batch_size: int = 4, amp: bool = False, dist_info: DistInfo | None = None,
-             num_overlays: int = 0, show_progress: bool = True) -> tuple[ConfusionMatrix, list[tuple]]:
+             num_overlays: int = 0, show_progress: bool = True,
+             workers: int = 0) -> tuple[ConfusionMatrix, list[tuple]]:
     """Confusion matrix of ``model`` on ``dataset`` (summed over all processes when distributed).
 
     Each process evaluates every ``world_size``-th sample (no padding, so no sample
@@ -536,7 +537,8 @@ def evaluate(model: nn.Module, dataset: EvalSet, device: torch.device, num_class
     info = dist_info or DistInfo()
     model.eval()
     indices = list(range(info.rank, len(dataset), info.world_size))
-    loader = DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size, shuffle=False)
+    loader = DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size, shuffle=False,
+                        num_workers=workers)
     cm = ConfusionMatrix(num_classes)
     samples: list[tuple] = []
     for images, labels, raw in tqdm(loader, desc="validate", disable=not show_progress, leave=False):
@@ -698,6 +700,9 @@ def _run(args: argparse.Namespace, info: DistInfo, device: torch.device, command
         best_miou, best_epoch, bad_evals = state["best_miou"], state["best_epoch"], state["bad_evals"]
         history = list(state.get("history", []))
         set_rng_state(state["rng"])
+        if state.get("planned_epochs", args.epochs) != args.epochs:
+            say(f"warning: the resumed run planned {state['planned_epochs']} epochs, this one {args.epochs}: "
+                f"the learning-rate schedule changes")
         say(f"resumed from {path}: {start_epoch} epochs done, best val mIoU {best_miou:.4f}")
 
     if info.enabled:
@@ -741,7 +746,7 @@ def _run(args: argparse.Namespace, info: DistInfo, device: torch.device, command
             cm, samples = evaluate(_unwrap(model), val_set, device, nc, batch_size=args.batch_size,
                                    amp=args.amp, dist_info=info,
                                    num_overlays=args.overlays if info.is_main else 0,
-                                   show_progress=info.is_main)
+                                   show_progress=info.is_main, workers=args.workers)
             report = segmentation_report(cm.matrix, taxonomy.class_names, taxonomy.drivable_classes)
             record["val"] = report
             miou = report["mean_iou"] if report["mean_iou"] is not None else -math.inf
@@ -834,7 +839,7 @@ def _save_all(out_dir: Path, model: nn.Module, args: argparse.Namespace, taxonom
              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "scaler": scaler.state_dict(), "epoch": epoch, "global_step": global_step,
              "best_miou": best_miou, "best_epoch": best_epoch, "bad_evals": bad_evals,
-             "history": history, "rng": rng_state()}
+             "history": history, "rng": rng_state(), "planned_epochs": args.epochs}
     _atomic(out_dir / RESUME_FILE, lambda p: torch.save(state, p))
     with open(out_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps(history[-1]) + "\n")

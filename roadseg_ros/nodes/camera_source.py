@@ -17,6 +17,7 @@ field of view ``fov_deg`` (how CARLA cameras are described).
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,6 +233,10 @@ def main(args: list[str] | None = None) -> int:
             print(f"camera_source: error: {exc}", file=sys.stderr)
             return 1
         while rclpy.ok() and not node.finished:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        # Give reliable subscribers a moment to fetch the last frames before the writer goes away.
+        linger_until = time.monotonic() + 0.5
+        while rclpy.ok() and time.monotonic() < linger_until:
             rclpy.spin_once(node, timeout_sec=0.1)
         return 0
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -198,8 +198,6 @@ class SegmentationNode(Node):
         except (RuntimeError, ValueError, OSError) as exc:
             raise ConfigError(f"cannot start the model from {path} on device {cfg['device']!r} "
                               f"({cfg['precision']}): {' '.join(str(exc).split())}") from None
-        if cfg["device"] == "auto" and seg.device.type == "cpu":
-            self.get_logger().warning("device auto: no CUDA device available, running on the CPU")
         return seg
 
     @staticmethod

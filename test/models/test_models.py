@@ -34,14 +34,14 @@ def _build(name: str, device: str = "cpu") -> torch.nn.Module:
 @pytest.mark.parametrize("name", list_models())
 def test_forward_backward_odd_size(name, device):
     model = _build(name, device).train()
-    x = torch.randn(1, 3, 67, 93, device=device)
+    x = torch.randn(1, 3, 45, 53, device=device)
     out = model(x)
     if name in AUX_MODELS:
         assert isinstance(out, dict) and set(out) == {"out", "aux"}
-        assert out["aux"].shape == (1, NUM_CLASSES, 67, 93)
+        assert out["aux"].shape == (1, NUM_CLASSES, 45, 53)
     logits = main_output(out)
-    assert logits.shape == (1, NUM_CLASSES, 67, 93)
-    target = torch.randint(0, NUM_CLASSES, (1, 67, 93), device=device)
+    assert logits.shape == (1, NUM_CLASSES, 45, 53)
+    target = torch.randint(0, NUM_CLASSES, (1, 45, 53), device=device)
     loss = F.cross_entropy(logits, target)
     if isinstance(out, dict):
         loss = loss + 0.4 * F.cross_entropy(out["aux"], target)
@@ -56,12 +56,12 @@ def test_forward_backward_odd_size(name, device):
     with torch.inference_mode():
         y = model(x)
     assert isinstance(y, torch.Tensor)   # eval mode never returns the aux dict
-    assert y.shape == (1, NUM_CLASSES, 67, 93)
+    assert y.shape == (1, NUM_CLASSES, 45, 53)
     assert torch.isfinite(y).all()
 
 
 @pytest.mark.parametrize("name", list_models())
-@pytest.mark.parametrize("size", [(33, 47), (96, 65)])
+@pytest.mark.parametrize("size", [(33, 47), (70, 41)])
 def test_any_input_size_eval(name, size):
     model = _build(name).eval()
     with torch.inference_mode():
@@ -126,7 +126,7 @@ def test_trace_and_onnx_export_work_at_other_sizes(name, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     model = _build(name).eval()
     x_trace = torch.randn(1, 3, 64, 96)
-    x_other = torch.randn(1, 3, 67, 93)
+    x_other = torch.randn(1, 3, 45, 53)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, x_trace)

@@ -141,3 +141,18 @@ def test_node_rejects_bad_parameters():
             CameraSource(context=context, parameter_overrides=[Parameter("camera_matrix", value=[1.0, 2.0])])
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_camera_matrix_parameter_overrides_the_fov():
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        K = [500.0, 0.0, 320.5, 0.0, 505.0, 180.5, 0.0, 0.0, 1.0]
+        camera = CameraSource(context=context, parameter_overrides=[
+            Parameter("camera_matrix", value=K), Parameter("width", value=64), Parameter("height", value=48)])
+        info = camera.camera_info(640, 360)
+        assert list(info.k) == K
+        assert list(info.p) == [500.0, 0.0, 320.5, 0.0, 0.0, 505.0, 180.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+        camera.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

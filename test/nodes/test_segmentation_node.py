@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 rclpy = pytest.importorskip("rclpy")
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
@@ -250,7 +251,7 @@ def test_malformed_frame_is_rejected_and_the_next_good_one_processed(env, case: 
     env.h.wait_output("mask", fid)
     status = env.nt.wait_for(lambda: (s := env.h.latest_status()) and int(s["frames_rejected"]) > before
                              and s, 10, "diagnostics counting the rejected frame")
-    assert status["_level"] == 1 and "rejected" in status["_message"]   # WARN
+    assert status["_level"] == DiagnosticStatus.WARN and "rejected" in status["_message"]
 
 
 # ---------------------------------------------------------------------- parameters

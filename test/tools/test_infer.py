@@ -119,6 +119,9 @@ def test_missing_input_and_bad_weights(tmp_path, weights, capsys):
     assert "missing.pt" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([str(img), "--weights", str(weights), "--input-size", "big"])
+    assert main([str(img), "--weights", str(weights), "-o", str(tmp_path / "o"), "--device", "cpu",
+                 "--precision", "fp16"]) == 2
+    assert "'fp16' is not supported on the CPU" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(default_weights_path().is_file(), reason="a bundled checkpoint exists")
