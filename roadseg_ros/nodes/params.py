@@ -167,6 +167,25 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+_TYPE_NAMES = {ParameterType.PARAMETER_BOOL: "a boolean (true/false)",
+               ParameterType.PARAMETER_INTEGER: "an integer",
+               ParameterType.PARAMETER_DOUBLE: "a floating-point number (e.g. 1.0)",
+               ParameterType.PARAMETER_STRING: "a string"}
+
+
+def _declare_error(p: ParamSpec, exc: ParameterException) -> str:
+    """One readable line for rclpy's rejection of an override (wrong type or out of range)."""
+    text = _one_line(exc)
+    wrong_type = re.search(r"to '(.*)' of type '(\w+)', expecting type", text)
+    if wrong_type:
+        return (f"invalid parameter {p.name}={wrong_type.group(1)!r}: expected {_TYPE_NAMES[p.ros_type]}, "
+                f"got {wrong_type.group(2).lower()}")
+    value = re.search(r"Invalid parameter value \((.*?)\) for parameter", text)
+    if value and p.low is not None:
+        return f"invalid parameter {p.name}={value.group(1)}: out of range [{p.low}, {p.high}]"
+    return f"invalid parameter {p.name}: {text}"
+
+
 def declare_parameters(node: Node) -> dict[str, Any]:
     """Declare every parameter on ``node`` and return their values, validated.
 
@@ -178,7 +197,7 @@ def declare_parameters(node: Node) -> dict[str, Any]:
         try:
             values[p.name] = node.declare_parameter(p.name, p.default, p.descriptor()).value
         except ParameterException as exc:
-            raise ConfigError(f"invalid parameter {p.name}: {_one_line(exc)}") from None
+            raise ConfigError(_declare_error(p, exc)) from None
     for p in PARAMS:
         reason = validate(p.name, values[p.name], values)
         if reason:

@@ -119,11 +119,9 @@ class SegmentationNode(Node):
         cfg = declare_parameters(self)
         self._cfg = cfg
         self._live = {name: cfg[name] for name in _DYNAMIC}
-        self.segmenter = self._load_segmenter(cfg)
+        self.segmenter, self._drivable = self._load_segmenter(cfg)
         seg = self.segmenter
-        self._drivable = self._resolve_classes(cfg["drivable_classes"], seg.class_names, seg.drivable_classes)
         self._colors = [tuple(c) for c in seg.class_colors]
-        self._weights_label = str(seg.weights_path or "")
         self._grid_spec = GridSpec(cfg["grid_resolution_m"], cfg["grid_extent_forward_m"],
                                    cfg["grid_extent_side_m"])
 
@@ -171,16 +169,16 @@ class SegmentationNode(Node):
             f"({seg.precision}, network {w}x{h}); input {self._image_sub.topic_name} "
             f"({'reliable' if self._sub_reliable else 'best effort'}, qos {cfg['input_qos']})")
 
-    def _load_segmenter(self, cfg: dict[str, Any]):
-        # Imported here so that `--help`-like failures and parameter errors stay fast.
-        from roadseg_ros.checkpoint import CheckpointError, default_weights_path
-        from roadseg_ros.inference import Segmenter
-
+    def _load_segmenter(self, cfg: dict[str, Any]) -> tuple[Any, list[int]]:
+        """The Segmenter and the drivable class ids; ConfigError for anything unusable."""
+        # torch is imported only below, so configuration errors are reported without waiting for it.
         if cfg["weights"]:
             path = Path(cfg["weights"]).expanduser()
             if not path.is_file():
                 raise ConfigError(f"weights file {path} does not exist (parameter weights)")
         else:
+            from roadseg_ros.checkpoint import default_weights_path
+
             path = default_weights_path()
             if not path.is_file():
                 raise ConfigError(f"the bundled checkpoint {path} is missing; pass one with "
@@ -189,16 +187,25 @@ class SegmentationNode(Node):
         if (width == 0) != (height == 0):
             raise ConfigError(f"input_width={width} and input_height={height}: set both, or both to 0 "
                               "(the checkpoint's size)")
+        from roadseg_ros.checkpoint import CheckpointError, load_checkpoint
+        from roadseg_ros.inference import Segmenter
+
         try:
-            seg = Segmenter(path, device=cfg["device"], precision=cfg["precision"],
-                            input_size=(width, height) if width else None, warmup=True,
-                            num_threads=cfg["num_threads"] or None)
+            ckpt = load_checkpoint(path)
         except CheckpointError as exc:
             raise ConfigError(f"cannot load weights: {' '.join(str(exc).split())}") from None
-        except (RuntimeError, ValueError, OSError) as exc:
+        # Checked before the model is built, so a wrong name fails fast and with nothing else printed.
+        drivable = self._resolve_classes(cfg["drivable_classes"], list(ckpt.class_names),
+                                         list(ckpt.drivable_classes))
+        try:
+            seg = Segmenter(ckpt, device=cfg["device"], precision=cfg["precision"],
+                            input_size=(width, height) if width else None, warmup=True,
+                            num_threads=cfg["num_threads"] or None)
+        except (CheckpointError, RuntimeError, ValueError, OSError) as exc:
             raise ConfigError(f"cannot start the model from {path} on device {cfg['device']!r} "
                               f"({cfg['precision']}): {' '.join(str(exc).split())}") from None
-        return seg
+        seg.weights_path = path
+        return seg, drivable
 
     @staticmethod
     def _resolve_classes(text: str, names: list[str], default: list[int]) -> list[int]:

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of the segmentation node through real DDS, against a plain baseline node.
+
+In one run, on the same frames and network:
+
+* ``raw``: :meth:`Segmenter.predict` called in a loop (mask only, as the node runs it
+  when only ``~/mask`` is subscribed): the ceiling for the node's throughput;
+* ``node``: ``segmentation_node`` in its own process, fed ``image`` by this process
+  over Fast DDS, its ``~/mask`` received back here;
+* ``baseline``: a node written the usual way, also in its own process: a copying
+  conversion of the message, ``cv2.resize`` and numpy normalisation on the CPU, a new
+  float32 tensor per frame, inference inside the subscription callback, default
+  QoS depth 10.
+
+Each node is measured twice: *closed loop* (the next frame is published when the
+previous mask came back: pure end-to-end latency, input header stamp -> mask received)
+and *open loop* (frames published at a fixed rate above what the node can do, for a
+fixed time: throughput = masks received per second, and the latency under overload,
+where the baseline's queue shows). Latency figures are median, p90, p99.
+
+    ./dev.sh run python benchmarks/bench_node.py --quick
+    ./dev.sh run python benchmarks/bench_node.py --json node_bench.json
+    ./dev.sh run python benchmarks/bench_node.py --size 1242x375 --device cuda --json gpu.json
+
+Weights: the bundled checkpoint if it exists, else randomly initialised ``DEFAULT_MODEL``
+weights (timing does not depend on them); ``--weights`` picks any checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+# ---------------------------------------------------------------------- baseline node (child process)
+def run_baseline_node(weights: str, device: str, width: int, height: int, ros_args: list[str]) -> int:
+    """The usual way: copy, CPU resize + normalise, float32, inference in the callback."""
+    import cv2
+    import rclpy
+    import torch
+    import torch.nn.functional as F
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    from roadseg_ros.checkpoint import load_checkpoint, model_from_checkpoint
+    from roadseg_ros.models import main_output
+
+    class BaselineNode(Node):
+        def __init__(self) -> None:
+            super().__init__("baseline")
+            ckpt = load_checkpoint(weights)
+            self.model = model_from_checkpoint(ckpt, device=device)
+            self.mean = np.array(ckpt.mean, np.float32)
+            self.std = np.array(ckpt.std, np.float32)
+            self.size = (width, height)
+            self.pub = self.create_publisher(Image, "~/mask", 10)
+            self.create_subscription(Image, "image", self.on_image, 10)
+
+        def on_image(self, msg: Image) -> None:
+            channels = msg.step // msg.width
+            frame = np.array(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, channels)
+            if msg.encoding == "bgr8":
+                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            resized = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
+            x = (resized.astype(np.float32) / 255.0 - self.mean) / self.std
+            tensor = torch.from_numpy(x.transpose(2, 0, 1).copy()).unsqueeze(0).to(device)
+            with torch.no_grad():
+                logits = main_output(self.model(tensor))
+                logits = F.interpolate(logits, size=(msg.height, msg.width), mode="bilinear",
+                                       align_corners=False)
+                mask = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+            out = Image(header=msg.header, height=msg.height, width=msg.width, encoding="mono8",
+                        step=msg.width)
+            out.data = mask.tobytes()
+            self.pub.publish(out)
+
+    rclpy.init(args=[sys.argv[0], *ros_args])
+    node = BaselineNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+# ---------------------------------------------------------------------- driver
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"median": float("nan"), "p90": float("nan"), "p99": float("nan"), "n": 0}
+    a = np.asarray(values)
+    return {"median": float(np.median(a)), "p90": float(np.percentile(a, 90)),
+            "p99": float(np.percentile(a, 99)), "n": int(a.size)}
+
+
+def make_weights(path: Path, model: str, size: tuple[int, int]) -> Path:
+    """Randomly initialised checkpoint of ``model`` (CamVid-11 classes) for timing."""
+    import torch
+
+    from roadseg_ros.checkpoint import Checkpoint, save_checkpoint
+    from roadseg_ros.classes import CAMVID11
+    from roadseg_ros.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model(model, CAMVID11.num_classes)
+    ckpt = Checkpoint(arch=model, arch_kwargs={}, class_names=list(CAMVID11.class_names),
+                      class_colors=[tuple(c) for c in CAMVID11.class_colors],
+                      drivable_classes=list(CAMVID11.drivable_classes), mean=(0.485, 0.456, 0.406),
+                      std=(0.229, 0.224, 0.225), input_size=size, state_dict=net.state_dict(),
+                      training={"note": "random initialisation, for timing only"})
+    return save_checkpoint(ckpt, path)
+
+
+def bench_raw(weights: Path, device: str, image: np.ndarray, size: tuple[int, int], seconds: float,
+              ) -> dict:
+    from roadseg_ros.inference import Segmenter
+
+    seg = Segmenter(weights, device=device, input_size=size, warmup=True)
+    times = []
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end or len(times) < 5:
+        t0 = time.perf_counter()
+        seg.predict(image, color_order="rgb", with_confidence=False)
+        times.append((time.perf_counter() - t0) * 1e3)
+    lat = _percentiles(times)
+    return {"model": seg.model_name, "device": str(seg.device), "latency_ms": lat,
+            "fps": 1000.0 / lat["median"], "fps_mean": 1000.0 * len(times) / sum(times)}
+
+
+class Driver:
+    """Publishes frames to ``<ns>/image`` and records ``<ns>/<node>/mask`` arrivals."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        from roadseg_ros.image_codec import fill_image_msg
+
+        self.ctx = Context()
+        rclpy.init(context=self.ctx)
+        self.node = Node("bench_driver", context=self.ctx)
+        self.template = fill_image_msg(Image(), image, "rgb8")
+        self._Image = Image
+        self._qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self._recv_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.lock = threading.Lock()
+        self.arrivals: dict[int, float] = {}
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self._stop = False
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+        self.pub = self.sub = None
+
+    def _spin(self) -> None:
+        while not self._stop:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def connect(self, ns: str, node_name: str, timeout: float = 120.0) -> None:
+        if self.pub is not None:
+            self.node.destroy_publisher(self.pub)
+            self.node.destroy_subscription(self.sub)
+        self.arrivals = {}
+        self.pub = self.node.create_publisher(self._Image, f"{ns}/image", self._qos)
+        self.sub = self.node.create_subscription(self._Image, f"{ns}/{node_name}/mask", self._on_mask,
+                                                 self._recv_qos)
+        deadline = time.monotonic() + timeout
+        while self.pub.get_subscription_count() < 1 or self.sub.get_publisher_count() < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the node under test never appeared on {ns}")
+            time.sleep(0.05)
+        # The first frames may race the node's own discovery of us; repeat until one comes back.
+        for i in range(200):
+            self.publish(10**8 + i)
+            if self.wait(10**8 + i, 0.5) is not None:
+                return
+        raise RuntimeError(f"no mask came back from {ns}/{node_name}")
+
+    def _on_mask(self, msg) -> None:
+        now = time.time()
+        seq = int(msg.header.frame_id)
+        with self.lock:
+            self.arrivals[seq] = now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+
+    def publish(self, seq: int) -> None:
+        msg = self._Image(height=self.template.height, width=self.template.width,
+                          encoding=self.template.encoding, step=self.template.step, data=self.template.data)
+        msg.header.frame_id = str(seq)
+        now = time.time()
+        msg.header.stamp.sec = int(now)
+        msg.header.stamp.nanosec = int((now - int(now)) * 1e9)
+        self.pub.publish(msg)
+
+    def wait(self, seq: int, timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if seq in self.arrivals:
+                    return self.arrivals[seq]
+            time.sleep(0.0005)
+        return None
+
+    def closed_loop(self, frames: int) -> dict:
+        lat = []
+        lost = 0
+        for i in range(frames):
+            self.publish(i)
+            got = self.wait(i, 10.0)
+            if got is None:
+                lost += 1
+            else:
+                lat.append(got * 1e3)
+        return {"latency_ms": _percentiles(lat), "lost": lost, "fps": 1000.0 / np.mean(lat) if lat else 0.0}
+
+    def open_loop(self, rate_hz: float, seconds: float) -> dict:
+        base = 10**6
+        with self.lock:
+            self.arrivals = {}
+        n = int(rate_hz * seconds)
+        t0 = time.monotonic()
+        for i in range(n):
+            target = t0 + i / rate_hz
+            delay = target - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.publish(base + i)
+        sent_until = time.monotonic()
+        time.sleep(1.0)   # let the frames still in flight arrive (queued ones count as received late)
+        with self.lock:
+            arrived = dict(self.arrivals)
+        elapsed = sent_until - t0
+        received = [k for k in arrived if k >= base]
+        lat = [arrived[k] * 1e3 for k in received]
+        # Throughput from masks that arrived while frames were being sent (steady state).
+        return {"rate_hz": rate_hz, "sent": n, "received": len(received), "fps": len(received) / elapsed,
+                "latency_ms": _percentiles(lat)}
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=5)
+        self.node.destroy_node()
+        self.ctx.try_shutdown()
+
+
+def _start(cmd: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="576x160", help="image and network size WxH (default 576x160)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    parser.add_argument("--weights", help="checkpoint (default: bundled, else random DEFAULT_MODEL weights)")
+    parser.add_argument("--frames", type=int, default=60, help="closed-loop frames per node (default 60)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="open-loop seconds per node (default 10)")
+    parser.add_argument("--quick", action="store_true", help="few frames, short runs (a smoke test)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--baseline-node", action="store_true", help=argparse.SUPPRESS)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ros_args = argv[argv.index("--ros-args"):] if "--ros-args" in argv else []
+    args = parser.parse_args(argv[:len(argv) - len(ros_args)])
+    width, height = (int(v) for v in args.size.lower().split("x"))
+
+    if args.baseline_node:
+        return run_baseline_node(args.weights, args.device, width, height, ros_args)
+
+    from roadseg_ros.checkpoint import default_weights_path
+    from roadseg_ros.data.synthetic import render_scene
+    from roadseg_ros.models import DEFAULT_MODEL
+
+    if args.quick:
+        args.frames, args.seconds = 15, 3.0
+    tmp = tempfile.TemporaryDirectory(prefix="bench_node_")
+    if args.weights:
+        weights = Path(args.weights)
+    elif default_weights_path().is_file():
+        weights = default_weights_path()
+    else:
+        weights = make_weights(Path(tmp.name) / "random.pt", DEFAULT_MODEL, (width, height))
+    image, _ = render_scene(7, width, height)
+
+    print(f"[bench_node] {weights.name}, {width}x{height}, device {args.device}, "
+          f"{os.cpu_count()} CPUs; raw predict ...", flush=True)
+    raw = bench_raw(weights, args.device, image, (width, height), 3.0 if args.quick else 10.0)
+    print(f"  raw Segmenter.predict: {raw['fps']:.1f} frames/s, median {raw['latency_ms']['median']:.1f} ms",
+          flush=True)
+    rate = max(5.0, 1.5 * raw["fps"])
+
+    domain = os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    node_cmd = [sys.executable, "-m", "roadseg_ros.nodes.segmentation_node", "--ros-args",
+                "-r", "__ns:=/bench_node", "-p", f"weights:={weights}", "-p", f"device:={args.device}",
+                "-p", f"input_width:={width}", "-p", f"input_height:={height}", "-p", "input_qos:=reliable"]
+    base_cmd = [sys.executable, str(Path(__file__).resolve()), "--baseline-node", "--weights", str(weights),
+                "--device", args.device, "--size", f"{width}x{height}",
+                "--ros-args", "-r", "__ns:=/bench_base"]
+    results = {"raw": raw}
+    driver = Driver(image)
+    try:
+        for label, cmd, ns, name in (("node", node_cmd, "/bench_node", "roadseg"),
+                                     ("baseline", base_cmd, "/bench_base", "baseline")):
+            proc = _start(cmd)
+            try:
+                driver.connect(ns, name)
+                print(f"  {label}: closed loop ({args.frames} frames) ...", flush=True)
+                closed = driver.closed_loop(args.frames)
+                print(f"  {label}: open loop ({rate:.0f} Hz for {args.seconds:.0f} s) ...", flush=True)
+                opened = driver.open_loop(rate, args.seconds)
+            finally:
+                _stop(proc)
+            err = proc.stderr.read() if proc.stderr else ""
+            if proc.returncode not in (0, -signal.SIGINT):
+                print(f"  {label} exited with {proc.returncode}: {err.strip()[-500:]}", file=sys.stderr)
+            results[label] = {"closed_loop": closed, "open_loop": opened}
+    finally:
+        driver.close()
+        tmp.cleanup()
+
+    node_fps, base_fps = results["node"]["open_loop"]["fps"], results["baseline"]["open_loop"]["fps"]
+    summary = {
+        "node_vs_raw_throughput": node_fps / raw["fps"],
+        "node_vs_baseline_throughput": node_fps / base_fps if base_fps else float("inf"),
+        "node_median_latency_vs_raw": results["node"]["closed_loop"]["latency_ms"]["median"]
+        / raw["latency_ms"]["median"],
+    }
+    meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "size": [width, height],
+            "device": args.device, "weights": str(weights), "model": raw["model"], "quick": args.quick,
+            "ros_domain_id": domain, "load_average": os.getloadavg()}
+    print()
+    print(f"{'':10s} {'frames/s':>9s} {'closed-loop latency ms (med/p90/p99)':>38s} "
+          f"{'overloaded latency ms (med/p90/p99)':>38s}")
+    print(f"{'raw':10s} {raw['fps']:9.1f} {_fmt(raw['latency_ms']):>38s} {'':>38s}")
+    for label in ("node", "baseline"):
+        r = results[label]
+        print(f"{label:10s} {r['open_loop']['fps']:9.1f} {_fmt(r['closed_loop']['latency_ms']):>38s} "
+              f"{_fmt(r['open_loop']['latency_ms']):>38s}")
+    print(f"node throughput = {summary['node_vs_raw_throughput']:.0%} of raw predict, "
+          f"{summary['node_vs_baseline_throughput']:.2f}x the baseline; node median latency = "
+          f"{summary['node_median_latency_vs_raw']:.2f}x raw predict latency")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"meta": meta, "results": results, "summary": summary}, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _fmt(p: dict) -> str:
+    return f"{p['median']:.1f} / {p['p90']:.1f} / {p['p99']:.1f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
