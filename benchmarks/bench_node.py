@@ -49,7 +49,8 @@ if str(ROOT) not in sys.path:
 
 
 # ---------------------------------------------------------------------- baseline node (child process)
-def run_baseline_node(weights: str, device: str, width: int, height: int, ros_args: list[str]) -> int:
+def run_baseline_node(weights: str, device: str, width: int, height: int, threads: int,
+                      ros_args: list[str]) -> int:
     """The usual way: copy, CPU resize + normalise, float32, inference in the callback."""
     import cv2
     import rclpy
@@ -61,6 +62,9 @@ def run_baseline_node(weights: str, device: str, width: int, height: int, ros_ar
 
     from roadseg_ros.checkpoint import load_checkpoint, model_from_checkpoint
     from roadseg_ros.models import main_output
+
+    if threads:
+        torch.set_num_threads(threads)
 
     class BaselineNode(Node):
         def __init__(self) -> None:
@@ -131,10 +135,10 @@ def make_weights(path: Path, model: str, size: tuple[int, int]) -> Path:
 
 
 def bench_raw(weights: Path, device: str, image: np.ndarray, size: tuple[int, int], seconds: float,
-              ) -> dict:
+              threads: int) -> dict:
     from roadseg_ros.inference import Segmenter
 
-    seg = Segmenter(weights, device=device, input_size=size, warmup=True)
+    seg = Segmenter(weights, device=device, input_size=size, warmup=True, num_threads=threads or None)
     times = []
     t_end = time.perf_counter() + seconds
     while time.perf_counter() < t_end or len(times) < 5:
@@ -167,7 +171,7 @@ class Driver:
         self._qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self._recv_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.lock = threading.Lock()
-        self.arrivals: dict[int, float] = {}
+        self.arrivals: dict[int, tuple[float, float]] = {}   # seq -> (arrival monotonic, latency s)
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         self._stop = False
@@ -200,10 +204,10 @@ class Driver:
         raise RuntimeError(f"no mask came back from {ns}/{node_name}")
 
     def _on_mask(self, msg) -> None:
-        now = time.time()
+        latency = time.time() - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
         seq = int(msg.header.frame_id)
         with self.lock:
-            self.arrivals[seq] = now - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+            self.arrivals[seq] = (time.monotonic(), latency)
 
     def publish(self, seq: int) -> None:
         msg = self._Image(height=self.template.height, width=self.template.width,
@@ -219,7 +223,7 @@ class Driver:
         while time.monotonic() < deadline:
             with self.lock:
                 if seq in self.arrivals:
-                    return self.arrivals[seq]
+                    return self.arrivals[seq][1]
             time.sleep(0.0005)
         return None
 
@@ -248,15 +252,15 @@ class Driver:
                 time.sleep(delay)
             self.publish(base + i)
         sent_until = time.monotonic()
-        time.sleep(1.0)   # let the frames still in flight arrive (queued ones count as received late)
+        time.sleep(1.0)   # frames still queued arrive late: they count for latency, not throughput
         with self.lock:
-            arrived = dict(self.arrivals)
-        elapsed = sent_until - t0
-        received = [k for k in arrived if k >= base]
-        lat = [arrived[k] * 1e3 for k in received]
-        # Throughput from masks that arrived while frames were being sent (steady state).
-        return {"rate_hz": rate_hz, "sent": n, "received": len(received), "fps": len(received) / elapsed,
-                "latency_ms": _percentiles(lat)}
+            arrived = {k: v for k, v in self.arrivals.items() if k >= base}
+        # Throughput: masks that arrived while frames were sent, after a short ramp-up.
+        start = t0 + min(1.0, 0.2 * seconds)
+        in_window = [k for k, (t, _) in arrived.items() if start <= t <= sent_until]
+        lat = [v[1] * 1e3 for v in arrived.values()]
+        return {"rate_hz": rate_hz, "sent": n, "received": len(arrived), "received_in_window": len(in_window),
+                "fps": len(in_window) / (sent_until - start), "latency_ms": _percentiles(lat)}
 
     def close(self) -> None:
         self._stop = True
@@ -287,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="checkpoint (default: bundled, else random DEFAULT_MODEL weights)")
     parser.add_argument("--frames", type=int, default=60, help="closed-loop frames per node (default 60)")
     parser.add_argument("--seconds", type=float, default=10.0, help="open-loop seconds per node (default 10)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads in every process (default 0: torch's default)")
     parser.add_argument("--quick", action="store_true", help="few frames, short runs (a smoke test)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--baseline-node", action="store_true", help=argparse.SUPPRESS)
@@ -296,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     if args.baseline_node:
-        return run_baseline_node(args.weights, args.device, width, height, ros_args)
+        return run_baseline_node(args.weights, args.device, width, height, args.threads, ros_args)
 
     from roadseg_ros.checkpoint import default_weights_path
     from roadseg_ros.data.synthetic import render_scene
@@ -315,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"[bench_node] {weights.name}, {width}x{height}, device {args.device}, "
           f"{os.cpu_count()} CPUs; raw predict ...", flush=True)
-    raw = bench_raw(weights, args.device, image, (width, height), 3.0 if args.quick else 10.0)
+    raw = bench_raw(weights, args.device, image, (width, height), 3.0 if args.quick else 10.0, args.threads)
     print(f"  raw Segmenter.predict: {raw['fps']:.1f} frames/s, median {raw['latency_ms']['median']:.1f} ms",
           flush=True)
     rate = max(5.0, 1.5 * raw["fps"])
@@ -324,9 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     node_cmd = [sys.executable, "-m", "roadseg_ros.nodes.segmentation_node", "--ros-args",
                 "-r", "__ns:=/bench_node", "-p", f"weights:={weights}", "-p", f"device:={args.device}",
-                "-p", f"input_width:={width}", "-p", f"input_height:={height}", "-p", "input_qos:=reliable"]
+                "-p", f"input_width:={width}", "-p", f"input_height:={height}", "-p", "input_qos:=reliable",
+                "-p", f"num_threads:={args.threads}"]
     base_cmd = [sys.executable, str(Path(__file__).resolve()), "--baseline-node", "--weights", str(weights),
-                "--device", args.device, "--size", f"{width}x{height}",
+                "--device", args.device, "--size", f"{width}x{height}", "--threads", str(args.threads),
                 "--ros-args", "-r", "__ns:=/bench_base"]
     results = {"raw": raw}
     driver = Driver(image)
@@ -335,7 +342,12 @@ def main(argv: list[str] | None = None) -> int:
                                      ("baseline", base_cmd, "/bench_base", "baseline")):
             proc = _start(cmd)
             try:
-                driver.connect(ns, name)
+                try:
+                    driver.connect(ns, name)
+                except RuntimeError:
+                    _stop(proc)
+                    print(proc.stderr.read() if proc.stderr else "", file=sys.stderr)
+                    raise
                 print(f"  {label}: closed loop ({args.frames} frames) ...", flush=True)
                 closed = driver.closed_loop(args.frames)
                 print(f"  {label}: open loop ({rate:.0f} Hz for {args.seconds:.0f} s) ...", flush=True)
@@ -360,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "size": [width, height],
             "device": args.device, "weights": str(weights), "model": raw["model"], "quick": args.quick,
+            "threads": args.threads,
             "ros_domain_id": domain, "load_average": os.getloadavg()}
     print()
     print(f"{'':10s} {'frames/s':>9s} {'closed-loop latency ms (med/p90/p99)':>38s} "

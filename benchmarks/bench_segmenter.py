@@ -182,8 +182,9 @@ def one_line(row: dict) -> str:
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
+    load = ", ".join(f"{v:.1f}" for v in meta["load_average_at_start"])
     lines = [f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['cpu_threads']} CPU thread(s); "
-             f"{meta['date']}; command: `{meta['command']}`", "",
+             f"load average at start {load}; {meta['date']}; command: `{meta['command']}`", "",
              "| model | device | prec. | size | batch | predict median ms | p90 ms | frames/s | network ms "
              "| overhead ms (%) | baseline median ms | baseline frames/s | speed-up |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -4,7 +4,8 @@ A thin rclpy adapter over :class:`roadseg_ros.inference.Segmenter`. Design point
 
 * **The executor never blocks.** The image callback only stores the newest message in a
   one-element slot (a frame overwritten there before the worker took it is counted as
-  dropped). A dedicated worker thread decodes, runs the network and publishes. Memory
+  dropped, and so are frames the depth-1 input queue skipped: gaps in the publisher's
+  sequence numbers). A dedicated worker thread decodes, runs the network and publishes. Memory
   is bounded whatever the input rate: one frame waiting, one being processed.
 * **No needless work.** Decoding is a view of the message buffer wherever the encoding
   allows (:mod:`roadseg_ros.image_codec`); outputs nobody subscribes to (or disabled by
@@ -122,6 +123,7 @@ class SegmentationNode(Node):
         self.segmenter, self._drivable = self._load_segmenter(cfg)
         seg = self.segmenter
         self._colors = [tuple(c) for c in seg.class_colors]
+        self._weights_label = str(seg.weights_path or "")
         self._grid_spec = GridSpec(cfg["grid_resolution_m"], cfg["grid_extent_forward_m"],
                                    cfg["grid_extent_side_m"])
 
@@ -129,7 +131,9 @@ class SegmentationNode(Node):
         self._cond = threading.Condition()
         self._slot: tuple[Any, float] | None = None
         self._stop = False
-        self._stats = {"received": 0, "processed": 0, "dropped": 0, "rejected": 0, "idle": 0, "errors": 0}
+        self._stats = {"received": 0, "processed": 0, "dropped": 0, "dropped_in_queue": 0,
+                       "dropped_in_slot": 0, "rejected": 0, "idle": 0, "errors": 0}
+        self._last_seq: dict[bytes, int] = {}
         # (finish time, latency from arrival ms, processing ms, inference ms) of recent frames
         self._window: collections.deque[tuple[float, float, float, float]] = collections.deque(maxlen=2000)
         self._last_problem = ""
@@ -255,12 +259,27 @@ class SegmentationNode(Node):
             self._subscribe_image(wanted)
 
     # ------------------------------------------------------------------ callbacks (executor)
-    def _on_image(self, msg: Any) -> None:
+    def _on_image(self, msg: Any, info: dict) -> None:
         now = time.monotonic()
+        # Frames the depth-1 input queue overwrote before the executor took them (or that a
+        # best-effort link lost) show as gaps in the publisher's sequence numbers.
+        skipped = 0
+        if info:
+            gid = (info.get("publisher_gid") or {}).get("data")
+            seq = info.get("publication_sequence_number")
+            if gid is not None and seq:
+                last = self._last_seq.get(bytes(gid))
+                if last is not None and seq > last + 1:
+                    skipped = seq - last - 1
+                if len(self._last_seq) > 64:
+                    self._last_seq.clear()
+                self._last_seq[bytes(gid)] = seq
         with self._cond:
             self._stats["received"] += 1
+            self._stats["dropped_in_queue"] += skipped
             if self._slot is not None:
-                self._stats["dropped"] += 1
+                self._stats["dropped_in_slot"] += 1
+            self._stats["dropped"] = self._stats["dropped_in_queue"] + self._stats["dropped_in_slot"]
             self._slot = (msg, now)
             self._cond.notify()
 
@@ -474,6 +493,8 @@ class SegmentationNode(Node):
             "frames_received": str(stats["received"]),
             "frames_processed": str(stats["processed"]),
             "frames_dropped": str(stats["dropped"]),
+            "frames_dropped_in_input_queue": str(stats["dropped_in_queue"]),
+            "frames_dropped_waiting": str(stats["dropped_in_slot"]),
             "frames_rejected": str(stats["rejected"]),
             "frames_failed": str(stats["errors"]),
             "frames_without_subscribers": str(stats["idle"]),
@@ -490,7 +511,13 @@ class SegmentationNode(Node):
         self._diag_pub.publish(msg)
 
     def stats(self) -> dict[str, int]:
-        """Frame counters (received, processed, dropped, rejected, idle, errors), for tests and tools."""
+        """Frame counters, for tests and tools.
+
+        ``dropped`` = ``dropped_in_queue`` (skipped by the depth-1 input queue, from gaps in
+        the publishers' sequence numbers) + ``dropped_in_slot`` (replaced by a newer frame
+        while waiting for the worker); ``idle``: frames not processed because no output
+        was wanted.
+        """
         with self._cond:
             return dict(self._stats)
 

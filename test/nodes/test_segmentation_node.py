@@ -312,8 +312,11 @@ def test_burst_of_200_frames(env) -> None:
     for msg in frames:
         env.h.image_pub.publish(msg)
     env.h.wait_output("mask", "burst199", 60)
-    after = env.node.stats()
-    assert after["dropped"] > before["dropped"]
+    # The counters are updated once all of a frame's outputs are out (the mask goes first).
+    after = env.nt.wait_for(lambda: (s := env.node.stats())["processed"] > before["processed"] and s, 10,
+                            "the processed counter")
+    assert after["dropped"] > before["dropped"], (before, after)
+    assert after["dropped"] == after["dropped_in_queue"] + after["dropped_in_slot"]
     processed = after["processed"] - before["processed"]
     assert 1 <= processed < 200
     status = env.nt.wait_for(lambda: (s := env.h.latest_status()) and int(s["frames_dropped"]) > 0 and s,

@@ -73,7 +73,7 @@ def test_single_image_ok(tmp_path, weights):
     path = tmp_path / "one.png"
     cv2.imwrite(str(path), bgr_frame(3))
     rc = main([str(path), "--weights", str(weights), "-o", str(tmp_path / "o"), "--device", "cpu",
-               "--input-size", "32x24", "--drivable-only", "--no-progress"])
+               "--input-size", "32x24", "--drivable-only", "--threads", "1", "--no-progress"])
     assert rc == 0
     assert (tmp_path / "o" / "one_mask.png").is_file() and (tmp_path / "o" / "one_overlay.png").is_file()
 
