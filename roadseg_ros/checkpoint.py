@@ -214,8 +214,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     state_dict = data["state_dict"]
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"{path}: state_dict is not a dict of tensors")
+    arch_kwargs = data["arch_kwargs"] or {}
+    if not isinstance(arch_kwargs, dict) or not all(isinstance(k, str) for k in arch_kwargs):
+        raise CheckpointError(f"{path}: arch_kwargs must be a dict of keyword arguments, got {arch_kwargs!r}")
+    if not isinstance(data["class_names"], (list, tuple)):
+        raise CheckpointError(f"{path}: class_names must be a list, got {type(data['class_names']).__name__}")
     class_names = list(data["class_names"])
-    arch_kwargs = dict(data["arch_kwargs"] or {})
     try:
         ckpt = Checkpoint(
             arch=arch,
@@ -229,7 +233,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             state_dict={k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()},
             training=dict(data["training"] or {}),
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: malformed checkpoint metadata ({exc})") from exc
     _validate_metadata(path, ckpt)
     _check_state_dict(path, arch, arch_kwargs, ckpt.num_classes, ckpt.state_dict)

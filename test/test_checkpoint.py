@@ -259,3 +259,28 @@ def test_default_weights_path():
     path = default_weights_path()
     assert path.parts[-3:] == ("roadseg_ros", "weights", "roadseg_default.pt")
     assert path.is_absolute()
+
+
+@pytest.mark.parametrize("arch", [a for a in list_models() if a != "pspnet_resnet50"])  # 50: same code as 18
+def test_every_architecture_round_trips(tmp_path, arch):
+    """Validation builds each architecture on the meta device; the loaded model matches exactly."""
+    kwargs = {"fc_channels": 16} if arch == "fcn8s_vgg16" else {}
+    ckpt = _checkpoint(arch, **kwargs)
+    loaded = load_checkpoint(save_checkpoint(ckpt, tmp_path / f"{arch}.pt"))
+    original = build_model(arch, len(CLASSES), **kwargs)
+    original.load_state_dict(ckpt.state_dict)
+    assert torch.equal(_outputs(original.eval()), _outputs(model_from_checkpoint(loaded)))
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("arch_kwargs", [1, 2], "arch_kwargs must be a dict"),
+    ("class_names", "road", "class_names must be a list"),
+    ("class_colors", [None, None, None], "malformed checkpoint metadata"),
+    ("input_size", ["wide", "tall"], "malformed checkpoint metadata"),
+])
+def test_malformed_fields_written_by_hand(tmp_path, field, value, words):
+    path = save_checkpoint(_checkpoint(), tmp_path / "m.pt")
+    raw = torch.load(path, weights_only=True)
+    raw[field] = value
+    torch.save(raw, path)
+    _assert_error(path, words)

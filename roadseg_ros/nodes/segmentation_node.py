@@ -134,8 +134,8 @@ class SegmentationNode(Node):
         self._stats = {"received": 0, "processed": 0, "dropped": 0, "dropped_in_queue": 0,
                        "dropped_in_slot": 0, "rejected": 0, "idle": 0, "errors": 0}
         self._last_seq: dict[bytes, int] = {}
-        # (finish time, latency from arrival ms, processing ms, inference ms) of recent frames
-        self._window: collections.deque[tuple[float, float, float, float]] = collections.deque(maxlen=2000)
+        # (finish time, latency from arrival ms, processing ms, inference ms, predict ms) of recent frames
+        self._window: collections.deque[tuple[float, ...]] = collections.deque(maxlen=2000)
         self._last_problem = ""
         self._warned: dict[str, tuple[float, int]] = {}
         self._camera_info: tuple[tuple[float, ...], int, int] | None = None
@@ -260,6 +260,7 @@ class SegmentationNode(Node):
 
     # ------------------------------------------------------------------ callbacks (executor)
     def _on_image(self, msg: Any, info: dict) -> None:
+        # Two parameters: rclpy passes the MessageInfo (publisher gid, sequence number) too.
         now = time.monotonic()
         # Frames the depth-1 input queue overwrote before the executor took them (or that a
         # best-effort link lost) show as gaps in the publisher's sequence numbers.
@@ -416,7 +417,7 @@ class SegmentationNode(Node):
         with self._cond:
             self._stats["processed"] += 1
             self._window.append((now, (now - received) * 1e3, (done - t0) * 1e3,
-                                 pred.timing.get("inference_ms", 0.0)))
+                                 pred.timing.get("inference_ms", 0.0), pred.timing.get("total_ms", 0.0)))
 
     def _drivable_area_msg(self, header: Any, drivable: np.ndarray, pred: Any,
                            camera: GroundCamera | None) -> DrivableArea:
@@ -472,6 +473,7 @@ class SegmentationNode(Node):
         lat = np.array([e[1] for e in window]) if window else np.zeros(0)
         proc = np.array([e[2] for e in window]) if window else np.zeros(0)
         inf = np.array([e[3] for e in window]) if window else np.zeros(0)
+        pred = np.array([e[4] for e in window]) if window else np.zeros(0)
         seg = self.segmenter
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: segmentation",
                                   hardware_id=str(seg.device))
@@ -489,6 +491,7 @@ class SegmentationNode(Node):
             "latency_ms_mean": f"{lat.mean():.2f}" if lat.size else "nan",
             "latency_ms_max": f"{lat.max():.2f}" if lat.size else "nan",
             "processing_ms_mean": f"{proc.mean():.2f}" if proc.size else "nan",
+            "predict_ms_mean": f"{pred.mean():.2f}" if pred.size else "nan",
             "inference_ms_mean": f"{inf.mean():.2f}" if inf.size else "nan",
             "frames_received": str(stats["received"]),
             "frames_processed": str(stats["processed"]),

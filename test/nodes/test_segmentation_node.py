@@ -356,7 +356,7 @@ def test_input_qos_auto_follows_the_publishers(ros_context, trained_model, nt) -
         return infos[0].qos_profile.reliability if len(infos) == 1 else None
 
     try:
-        assert reader_reliability() == ReliabilityPolicy.BEST_EFFORT
+        nt.wait_for(lambda: reader_reliability() == ReliabilityPolicy.BEST_EFFORT, 20, "a best-effort reader")
         harness.wait_matched(node)
         image, _ = render_scene(3, 160, 96)
         harness.image_pub.publish(nt.image_msg(image, "rgb8", "q1"))
