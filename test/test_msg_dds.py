@@ -80,7 +80,8 @@ def test_drivable_area_round_trip_across_processes(free_distance: float) -> None
     assert got["boundary_rows"] == [200, 250, 300, 374]
     assert got["left_boundary"] == [-1, 400, 300, 12]
     assert got["right_boundary"] == [-1, 800, 900, 1200]
-    assert got["main_region_polygon"] == [{"x": 0.0, "y": 374.0, "z": 0.0}, {"x": 600.5, "y": 190.0, "z": 0.0},
+    assert got["main_region_polygon"] == [{"x": 0.0, "y": 374.0, "z": 0.0},
+                                          {"x": 600.5, "y": 190.0, "z": 0.0},
                                           {"x": 1241.0, "y": 374.0, "z": 0.0}]
     assert got["main_region_ratio"] == pytest.approx(0.25)
     if math.isnan(free_distance):

@@ -28,8 +28,9 @@ from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from roadseg_ros.msg import DrivableArea  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+
+from roadseg_ros.msg import DrivableArea  # noqa: E402
 
 TRAIN_SIZE = (160, 96)          # (width, height) of the fixture model
 ROAD = 3                        # CAMVID11 road id

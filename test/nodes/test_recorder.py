@@ -14,10 +14,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from roadseg_ros.msg import DrivableArea
 from sensor_msgs.msg import Image
 
 from roadseg_ros.image_codec import fill_image_msg
+from roadseg_ros.msg import DrivableArea
 from roadseg_ros.nodes.recorder import Recorder, percentiles
 
 W, H = 64, 48
