@@ -94,7 +94,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("device", "auto", "Where the network runs: auto (CUDA if available, else CPU with a warning), "
               "cpu, cuda, cuda:N.", check=_device_check),
     ParamSpec("precision", "fp32", "Network precision (fp16 needs CUDA).", choices=PRECISION_CHOICES),
-    ParamSpec("num_threads", 0, "CPU threads for the network; 0: torch's default.", 0, 256),
+    ParamSpec("num_threads", 0, "CPU threads for the network; 0: half the CPU cores (at least 1).", 0, 256),
     ParamSpec("input_width", 0, "Network input width in pixels; 0: the checkpoint's.", 0, 8192),
     ParamSpec("input_height", 0, "Network input height in pixels; 0: the checkpoint's.", 0, 8192),
     ParamSpec("drivable_classes", "", "Comma-separated class ids or names counted as drivable; empty: the "
@@ -203,3 +203,29 @@ def declare_parameters(node: Node) -> dict[str, Any]:
         if reason:
             raise ConfigError(f"invalid parameter {reason}")
     return values
+
+
+def markdown_table() -> str:
+    """The README's parameter table, generated from :data:`PARAMS` so the docs cannot drift.
+
+    Regenerate the README section with ``python -m roadseg_ros.nodes.params``.
+    """
+    rows = ["| parameter | type | default | range / choices | runtime | description |",
+            "|---|---|---|---|---|---|"]
+    type_names = {ParameterType.PARAMETER_BOOL: "bool", ParameterType.PARAMETER_INTEGER: "int",
+                  ParameterType.PARAMETER_DOUBLE: "double", ParameterType.PARAMETER_STRING: "string"}
+    for p in PARAMS:
+        if p.choices:
+            limits = ", ".join(p.choices)
+        elif p.low is not None:
+            limits = f"[{p.low}, {p.high}]"
+        else:
+            limits = ""
+        default = f'"{p.default}"' if isinstance(p.default, str) else str(p.default).lower()
+        rows.append(f"| `{p.name}` | {type_names[p.ros_type]} | `{default}` | {limits} | "
+                    f"{'yes' if p.dynamic else 'no'} | {p.description.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

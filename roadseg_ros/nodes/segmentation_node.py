@@ -34,6 +34,7 @@ import array
 import collections
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -94,6 +95,17 @@ class _RosLogHandler(logging.Handler):
             self._logger.warning(text)
         else:
             self._logger.info(text)
+
+
+def default_num_threads() -> int:
+    """CPU threads for the network when ``num_threads`` is 0: half the cores, at least one.
+
+    Torch's default (every core) makes its OpenMP threads wait for each other whenever the
+    camera driver or another node takes a core: measured on a 2-core machine, predict went
+    from ~30 ms with one thread to over a second with two under such load. Half the cores
+    leaves room for the rest of the ROS graph.
+    """
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 class SegmentationNode(Node):
@@ -204,7 +216,7 @@ class SegmentationNode(Node):
         try:
             seg = Segmenter(ckpt, device=cfg["device"], precision=cfg["precision"],
                             input_size=(width, height) if width else None, warmup=True,
-                            num_threads=cfg["num_threads"] or None)
+                            num_threads=cfg["num_threads"] or default_num_threads())
         except (CheckpointError, RuntimeError, ValueError, OSError) as exc:
             raise ConfigError(f"cannot start the model from {path} on device {cfg['device']!r} "
                               f"({cfg['precision']}): {' '.join(str(exc).split())}") from None
