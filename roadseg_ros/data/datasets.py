@@ -138,7 +138,8 @@ class FileSegmentationDataset(SegmentationDataset):
         return image, label
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.description}, {len(self)} samples, taxonomy={self.taxonomy.name!r})"
+        return (f"{type(self).__name__}({self.description}, {len(self)} samples, "
+                f"taxonomy={self.taxonomy.name!r})")
 
 
 def _images_in(folder: Path) -> dict[str, Path]:
@@ -178,8 +179,8 @@ class CamVidDataset(FileSegmentationDataset):
         root = Path(root)
         image_dir, label_dir = root / split, root / f"{split}annot"
         if not image_dir.is_dir() or not label_dir.is_dir():
-            have = sorted(p.name for p in root.iterdir() if p.is_dir() and (root / f"{p.name}annot").is_dir()) \
-                if root.is_dir() else []
+            have = sorted(p.name for p in root.iterdir()
+                          if p.is_dir() and (root / f"{p.name}annot").is_dir()) if root.is_dir() else []
             raise DatasetError(f"{root}: CamVid split {split!r} needs folders {split}/ and {split}annot/; "
                                f"splits found: {', '.join(have) or '(none)'}")
         m = resolve_mapping(mapping, f"camvid_to_{_tax_name(taxonomy)}", taxonomy)
@@ -307,7 +308,8 @@ class CarlaDataset(FileSegmentationDataset):
 
 # ----------------------------------------------------------------------------- Cityscapes
 class CityscapesDataset(FileSegmentationDataset):
-    """Cityscapes: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` + ``gtFine/<split>/<city>/*_gtFine_labelIds.png``."""
+    """Cityscapes: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` with labels in
+    ``gtFine/<split>/<city>/*_gtFine_labelIds.png``."""
 
     def __init__(self, root: str | Path, split: str = "train", taxonomy: str = "camvid11",
                  mapping: Any = None) -> None:
@@ -316,7 +318,8 @@ class CityscapesDataset(FileSegmentationDataset):
         if not img_root.is_dir() or not gt_root.is_dir():
             have = sorted(p.name for p in (root / "leftImg8bit").iterdir() if p.is_dir()) \
                 if (root / "leftImg8bit").is_dir() else []
-            raise DatasetError(f"{root}: Cityscapes split {split!r} needs leftImg8bit/{split}/ and gtFine/{split}/; "
+            raise DatasetError(f"{root}: Cityscapes split {split!r} needs leftImg8bit/{split}/ and "
+                               f"gtFine/{split}/; "
                                f"splits found: {', '.join(have) or '(none)'}")
         samples = []
         for img in sorted(img_root.glob("*/*_leftImg8bit.png")):
@@ -394,7 +397,8 @@ class ConcatSegmentationDataset(ConcatDataset):
         self.names = [f"{lab}:{n}" for lab, d in zip(labels, datasets) for n in d.names]
 
 
-def build_datasets(specs: Sequence[Mapping[str, Any]], taxonomy: str = "camvid11") -> ConcatSegmentationDataset:
+def build_datasets(specs: Sequence[Mapping[str, Any]], taxonomy: str = "camvid11"
+                   ) -> ConcatSegmentationDataset:
     """Mix several datasets in one taxonomy.
 
     Each spec is a dict of ``build_dataset`` arguments (``name``, ``root``, ``split``, optional

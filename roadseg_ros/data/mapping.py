@@ -181,7 +181,8 @@ def mapping_from_dict(cfg: Mapping[str, Any], source: str = "<dict>",
         for value in labels:
             key = _raw_label(value, kind, source, f"{name!r}")
             if key in table and table[key] != target:
-                raise _fail(source, f"raw label {value!r} is mapped twice ({name!r} and class id {table[key]})")
+                raise _fail(source, f"raw label {value!r} is mapped twice "
+                                    f"({name!r} and class id {table[key]})")
             table[key] = target
 
     if kind == "ids":
@@ -219,7 +220,8 @@ def resolve_mapping(mapping: str | Path | Mapping[str, Any] | LabelMapping | Non
     if isinstance(mapping, LabelMapping):
         want = taxonomy.name if isinstance(taxonomy, Taxonomy) else taxonomy
         if mapping.taxonomy.name != want:
-            raise MappingError(f"{mapping.source}: maps onto {mapping.taxonomy.name!r} but {want!r} was requested")
+            raise MappingError(f"{mapping.source}: maps onto {mapping.taxonomy.name!r} "
+                               f"but {want!r} was requested")
         return mapping
     if isinstance(mapping, Mapping):
         return mapping_from_dict(mapping, taxonomy=taxonomy)

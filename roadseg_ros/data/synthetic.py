@@ -70,7 +70,8 @@ class SceneInfo:
 
     def camera_matrix(self) -> np.ndarray:
         """3x3 intrinsic matrix K (for a CameraInfo message)."""
-        return np.array([[self.focal_px, 0.0, self.cx], [0.0, self.focal_px, self.horizon_row], [0.0, 0.0, 1.0]])
+        return np.array([[self.focal_px, 0.0, self.cx], [0.0, self.focal_px, self.horizon_row],
+                         [0.0, 0.0, 1.0]])
 
 
 class _Canvas:
@@ -141,7 +142,8 @@ class _Camera:
         left, right = self.project(a, z), self.project(b, z)
         return np.concatenate([left, right[::-1]])
 
-    def wall(self, lateral: float, z0: float, z1: float, y0: float, y1: float, n: int = 8) -> np.ndarray | None:
+    def wall(self, lateral: float, z0: float, z1: float, y0: float, y1: float, n: int = 8
+             ) -> np.ndarray | None:
         """Vertical surface along the road at ``lateral`` from z0 to z1, heights y0..y1."""
         z = self.zs(z0, z1, n)
         if z.size == 0:
@@ -159,7 +161,8 @@ def _choose(rng: np.random.Generator, opts: dict[str, Any], key: str, draw):
     return draw() if opts[key] is None else opts[key]
 
 
-def render_scene(seed: int, width: int = 640, height: int = 360, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(seed: int, width: int = 640, height: int = 360, **options: Any
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Render a road scene: (RGB uint8 HxWx3 image, uint8 HxW CAMVID11 labels), deterministic in ``seed``.
 
     ``options`` (see ``DEFAULT_OPTIONS``) fix what the seed would otherwise choose, e.g.
@@ -179,7 +182,8 @@ def render_scene_with_info(seed: int, width: int = 640, height: int = 360, **opt
         raise ValueError(f"render_scene: size {width}x{height} too small (at least 16x16)")
     opts = {**DEFAULT_OPTIONS, **options}
     if opts["environment"] is not None and opts["environment"] not in ENVIRONMENTS:
-        raise ValueError(f"render_scene: environment {opts['environment']!r} not one of {', '.join(ENVIRONMENTS)}")
+        raise ValueError(f"render_scene: environment {opts['environment']!r} not one of "
+                         f"{', '.join(ENVIRONMENTS)}")
     seed = int(seed)
     rng = np.random.default_rng([seed, 0])
 
@@ -242,7 +246,8 @@ def render_scene_with_info(seed: int, width: int = 640, height: int = 360, **opt
         x += w * rng.uniform(0.6, 1.3)
 
     # Ground, verges, sidewalks and kerbs, road.
-    cv_.poly(np.array([[0, info.horizon_row], [width, info.horizon_row], [width, height], [0, height]]), grass, TREE)
+    ground = np.array([[0, info.horizon_row], [width, info.horizon_row], [width, height], [0, height]])
+    cv_.poly(ground, grass, TREE)
     side_walk = {s: (env == "urban" or (env == "suburban" and rng.random() < 0.7)) for s in (-1, 1)}
     walk_w = {s: rng.uniform(1.5, 4.0) for s in (-1, 1)}
     kerb_w = 0.18
@@ -525,8 +530,8 @@ class SyntheticScenes(SegmentationDataset):
 
     SPLIT_OFFSETS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 
-    def __init__(self, num_scenes: int, width: int = 640, height: int = 360, seed: int = 0, split: str = "train",
-                 taxonomy: str | Taxonomy = "camvid11", mapping: Any = None,
+    def __init__(self, num_scenes: int, width: int = 640, height: int = 360, seed: int = 0,
+                 split: str = "train", taxonomy: str | Taxonomy = "camvid11", mapping: Any = None,
                  options: dict[str, Any] | None = None) -> None:
         if num_scenes < 1:
             raise ValueError(f"SyntheticScenes: num_scenes must be >= 1, got {num_scenes}")
@@ -537,7 +542,8 @@ class SyntheticScenes(SegmentationDataset):
         self.options = dict(options or {})
         unknown = sorted(set(self.options) - set(DEFAULT_OPTIONS))
         if unknown:
-            raise ValueError(f"SyntheticScenes: unknown option(s) {unknown}; valid: {', '.join(DEFAULT_OPTIONS)}")
+            raise ValueError(f"SyntheticScenes: unknown option(s) {unknown}; "
+                             f"valid: {', '.join(DEFAULT_OPTIONS)}")
         tax = taxonomy if isinstance(taxonomy, Taxonomy) else get_taxonomy(taxonomy)
         self.taxonomy = tax
         self.mapping = None

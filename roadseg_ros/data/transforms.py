@@ -13,6 +13,12 @@ import numpy as np
 
 from roadseg_ros.classes import IGNORE_INDEX
 
+#: Label interpolation. OpenCV's plain INTER_NEAREST samples source pixel floor(x * ratio),
+#: half a pixel off the pixel-centre grid that INTER_LINEAR / INTER_AREA use for the image, so
+#: labels drifted against their image (the last source row or column of a shrunk crop showed in
+#: the image but never in the label). INTER_NEAREST_EXACT samples at pixel centres too.
+_LABEL_INTERP = cv2.INTER_NEAREST_EXACT
+
 
 def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -20,8 +26,8 @@ def _check_pair(image: np.ndarray, label: np.ndarray) -> None:
     if label.ndim != 2 or label.dtype != np.uint8:
         raise ValueError(f"label must be HxW uint8, got shape {label.shape} dtype {label.dtype}")
     if image.shape[:2] != label.shape:
-        raise ValueError(f"image {image.shape[1]}x{image.shape[0]} and label {label.shape[1]}x{label.shape[0]} "
-                         f"differ in size")
+        raise ValueError(f"image {image.shape[1]}x{image.shape[0]} and label "
+                         f"{label.shape[1]}x{label.shape[0]} differ in size")
 
 
 def _check_size(size: tuple[int, int], what: str) -> tuple[int, int]:
@@ -39,7 +45,7 @@ def resize_pair(image: np.ndarray, label: np.ndarray, size: tuple[int, int]) -> 
         return image, label
     interp = cv2.INTER_AREA if w < image.shape[1] and h < image.shape[0] else cv2.INTER_LINEAR
     return (cv2.resize(image, (w, h), interpolation=interp),
-            cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST))
+            cv2.resize(label, (w, h), interpolation=_LABEL_INTERP))
 
 
 def _crop_padded(arr: np.ndarray, x0: int, y0: int, w: int, h: int, fill: int) -> np.ndarray:
@@ -77,7 +83,7 @@ def scale_crop(image: np.ndarray, label: np.ndarray, crop_size: tuple[int, int],
     lab = _crop_padded(label, ix0, iy0, iw, ih, IGNORE_INDEX)
     interp = cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR
     return (cv2.resize(img, (cw, ch), interpolation=interp),
-            cv2.resize(lab, (cw, ch), interpolation=cv2.INTER_NEAREST))
+            cv2.resize(lab, (cw, ch), interpolation=_LABEL_INTERP))
 
 
 def color_jitter(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
@@ -160,5 +166,5 @@ class TrainAugment:
         return image, label
 
     def __repr__(self) -> str:
-        return (f"TrainAugment(crop_size={self.crop_size}, scale_range={self.scale_range}, hflip={self.hflip}, "
-                f"color_jitter={self.color_jitter}, shadow_prob={self.shadow_prob})")
+        return (f"TrainAugment(crop_size={self.crop_size}, scale_range={self.scale_range}, "
+                f"hflip={self.hflip}, color_jitter={self.color_jitter}, shadow_prob={self.shadow_prob})")

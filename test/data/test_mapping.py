@@ -1,0 +1,175 @@
+"""Class-mapping configs: the bundled YAML files validate, and bad configs fail naming the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from roadseg_ros.classes import IGNORE_INDEX, get_taxonomy
+from roadseg_ros.data import LabelMapping, MappingError, list_mapping_configs, load_mapping
+from roadseg_ros.data.mapping import config_dir, default_mapping_path, mapping_from_dict, resolve_mapping
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "datasets"
+BUNDLED = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def test_bundled_configs_are_found() -> None:
+    assert config_dir() == CONFIG_DIR
+    assert list_mapping_configs() == BUNDLED
+    # One config per dataset reader default (<dataset>_to_<taxonomy>).
+    for stem in (
+        "camvid_to_camvid11",
+        "camvid_to_road_binary",
+        "kitti_to_road_binary",
+        "carla_pre_0914_to_camvid11",
+        "carla_post_0914_to_road_binary",
+        "carla_palette_to_camvid11",
+        "cityscapes_to_camvid11",
+        "cityscapes_to_road_binary",
+        "synthetic_to_road_binary",
+    ):
+        assert stem in BUNDLED
+
+
+@pytest.mark.parametrize("stem", BUNDLED)
+def test_each_bundled_config_loads_and_validates(stem: str) -> None:
+    path = CONFIG_DIR / f"{stem}.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    m = load_mapping(path)
+    assert m.taxonomy.name == stem.rsplit("_to_", 1)[1] == cfg["taxonomy"]
+    assert cfg["dataset"] == stem.split("_", 1)[0]
+    # Every listed class maps to its own id, ignore entries to 255.
+    for name, labels in cfg["classes"].items():
+        target = m.taxonomy.index(name)
+        for value in labels:
+            raw = (
+                np.array(value, np.uint8).reshape(1, 1, 3)
+                if m.input == "colors"
+                else np.array([[value]], np.uint8)
+            )
+            assert m.apply(raw)[0, 0] == target, (stem, name, value)
+    for value in cfg.get("ignore") or []:
+        raw = (
+            np.array(value, np.uint8).reshape(1, 1, 3)
+            if m.input == "colors"
+            else np.array([[value]], np.uint8)
+        )
+        assert m.apply(raw)[0, 0] == IGNORE_INDEX
+    # The road class is reachable in every config: the node's drivable area depends on it.
+    assert cfg["classes"]["road"], stem
+
+
+def test_camvid_config_is_identity_with_ignore() -> None:
+    m = load_mapping(default_mapping_path("camvid_to_camvid11"))
+    raw = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    out = m.apply(raw)
+    np.testing.assert_array_equal(out.ravel()[:11], np.arange(11))
+    assert (out.ravel()[11:] == IGNORE_INDEX).all()
+
+
+def test_requested_taxonomy_must_match() -> None:
+    path = default_mapping_path("camvid_to_camvid11")
+    with pytest.raises(MappingError, match="maps onto taxonomy 'camvid11' but 'road_binary' was requested"):
+        load_mapping(path, taxonomy="road_binary")
+    ready = load_mapping(path)
+    assert resolve_mapping(ready, "unused", "camvid11") is ready
+    with pytest.raises(MappingError, match="but 'road_binary' was requested"):
+        resolve_mapping(ready, "unused", "road_binary")
+
+
+def test_missing_bundled_config_lists_available() -> None:
+    with pytest.raises(
+        MappingError, match=r"no bundled mapping config 'kitti_to_camvid11.yaml'.*camvid_to_camvid11"
+    ):
+        default_mapping_path("kitti_to_camvid11")
+    with pytest.raises(MappingError, match="mapping config not found"):
+        load_mapping("/nonexistent/map.yaml")
+
+
+GOOD = {
+    "taxonomy": "road_binary",
+    "input": "ids",
+    "unmapped": "background",
+    "classes": {"road": [7, 6]},
+    "ignore": [0],
+}
+
+
+def bad(**changes) -> dict:
+    cfg = {**GOOD, **changes}
+    return {k: v for k, v in cfg.items() if v is not None}
+
+
+def test_dict_config_maps_ids() -> None:
+    m = mapping_from_dict(GOOD)
+    assert isinstance(m, LabelMapping)
+    np.testing.assert_array_equal(m.apply(np.array([[7, 6, 0, 3, 200]], np.uint8)), [[1, 1, 255, 0, 0]])
+    # Wider integer ids are accepted when within 0..255, rejected outside.
+    np.testing.assert_array_equal(m.apply(np.array([[7, 0]], np.int32)), [[1, 255]])
+    with pytest.raises(ValueError, match="outside 0..255"):
+        m.apply(np.array([[7, 300]], np.int32))
+    with pytest.raises(ValueError, match="expected an HxW id image"):
+        m.apply(np.zeros((2, 2, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        (
+            bad(classes={"roadway": [7]}),
+            r"unknown class 'roadway' for taxonomy 'road_binary'; valid: ignore, background, road",
+        ),
+        (bad(unmapped="grass"), r"unmapped: unknown class 'grass'"),
+        (bad(taxonomy="mapillary66"), r"unknown taxonomy 'mapillary66'; valid names: camvid11, road_binary"),
+        (bad(classes={"road": [7, 256]}), r"raw label id 256 is not an integer in 0..255"),
+        (bad(classes={"road": [-1]}), r"raw label id -1 is not an integer in 0..255"),
+        (bad(classes={"road": [7.5]}), r"raw label id 7.5 is not an integer"),
+        (bad(classes={"road": [7], "background": [7]}), r"raw label 7 is mapped twice"),
+        (bad(ignore=[7]), r"raw label 7 is mapped twice"),
+        (bad(input="rgb"), r"input 'rgb' is not one of ids, colors"),
+        (bad(classes={}), r"'classes' must be a non-empty mapping"),
+        (bad(classes={"road": 7}), r"'road': expected a list of raw labels"),
+        (bad(taxonomy=None), r"missing required key 'taxonomy'"),
+        (bad(colour="x"), r"unknown keys \['colour'\]"),
+        (
+            bad(input="colors", classes={"road": [[128, 64]]}, ignore=None),
+            r"colour \[128, 64\] is not \[R, G, B\]",
+        ),
+        (bad(input="colors", classes={"road": [[128, 64, 300]]}, ignore=None), r"colour \[128, 64, 300\]"),
+    ],
+)
+def test_bad_configs_name_the_problem(tmp_path: Path, cfg: dict, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(MappingError, match=message) as info:
+        load_mapping(path)
+    assert str(path) in str(info.value), "the error names the file"
+
+
+def test_invalid_yaml_and_top_level(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("classes: [road: 1\n")
+    with pytest.raises(MappingError, match="invalid YAML"):
+        load_mapping(path)
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(MappingError, match="expected a mapping at the top level, got list"):
+        load_mapping(path)
+
+
+def test_colour_mapping_packs_rgb_exactly() -> None:
+    m = mapping_from_dict(
+        {
+            "taxonomy": "camvid11",
+            "input": "colors",
+            "unmapped": "ignore",
+            "classes": {"road": [[128, 64, 128]], "car": [[0, 0, 142]], "sky": [[255, 255, 255]]},
+        }
+    )
+    raw = np.array([[[128, 64, 128], [0, 0, 142], [128, 128, 64], [255, 255, 255], [0, 0, 0]]], np.uint8)
+    car = get_taxonomy("camvid11").index("car")
+    np.testing.assert_array_equal(m.apply(raw), [[3, car, 255, 0, 255]])
+    with pytest.raises(ValueError, match="expected an HxWx3 RGB colour label image"):
+        m.apply(np.zeros((2, 2), np.uint8))
