@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,6 +272,12 @@ class Segmenter:
         if self.device.type == "cpu":
             if any(s < 0 for s in batch.strides):  # e.g. image[:, ::-1]: torch refuses negative strides
                 batch = np.ascontiguousarray(batch)
+            if not batch.flags.writeable:
+                # Read-only views (e.g. of a ROS message buffer) are only read by the network;
+                # torch warns because it cannot enforce that, so say it here, locally.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                    return torch.from_numpy(batch)
             return torch.from_numpy(batch)
         if self._pinned is None or tuple(self._pinned.shape) != batch.shape:
             self._pinned = torch.empty(batch.shape, dtype=torch.uint8, pin_memory=True)

@@ -38,7 +38,6 @@ import os
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +63,6 @@ from roadseg_ros.geometry import (
 from roadseg_ros.image_codec import ImageFormatError, decode_compressed, decode_image_msg, fill_image_msg
 from roadseg_ros.msg import DrivableArea
 from roadseg_ros.nodes.params import PARAMS, ConfigError, declare_parameters, validate
-
-# Decoded frames are read-only views of the message buffer; the network only reads them.
-warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
 __all__ = ["SegmentationNode", "main", "ConfigError"]
 
