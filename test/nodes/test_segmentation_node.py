@@ -26,7 +26,6 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
-from roadseg_ros.checkpoint import default_weights_path  # noqa: E402
 from roadseg_ros.data.synthetic import render_scene, render_scene_with_info  # noqa: E402
 from roadseg_ros.geometry import analyze_drivable, sample_rows  # noqa: E402
 from roadseg_ros.image_codec import SUPPORTED_ENCODINGS  # noqa: E402
@@ -165,7 +164,6 @@ def test_drivable_grid_matches_the_known_camera(env) -> None:
     assert da.free_distance_ahead == pytest.approx(expected_free, rel=1e-4)
 
 
-@pytest.mark.skipif(not default_weights_path().is_file(), reason="no bundled checkpoint yet")
 def test_mask_agreement_with_the_bundled_model(ros_context, nt) -> None:
     harness = nt.Harness(ros_context, "/bundled", outputs=("mask",))
     node = SegmentationNode(namespace="/bundled", context=ros_context,
