@@ -9,14 +9,15 @@ agree on what "drivable" means: road plus road lines (lane markings are driven o
 CamVid counts them as road too).
 
 Everything here works on numpy arrays so it can be unit-tested without a simulator; the
-one function that talks to CARLA (:func:`connect`) imports the ``carla`` client lazily, so
-this module imports without it.
+functions that talk to CARLA either import the ``carla`` client lazily (:func:`connect`) or
+only call methods of objects they are handed (:func:`release_carla`), so this module imports
+without it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -349,6 +350,36 @@ def connect(host: str, port: int, timeout_s: float) -> tuple[Any, Any]:
         raise CarlaConnectionError(f"no CARLA simulator answered at {host}:{port} within {timeout_s:g} s "
                                    f"({exc}); start CarlaUE4.sh / CarlaUnreal.sh or set host/port") from None
     return client, world
+
+
+def release_carla(actors: list[Any], world: Any | None, original_settings: Any | None,
+                  traffic_manager: Any | None, warn: Callable[[str], None]) -> None:
+    """Destroy the spawned ``actors`` (newest first) and give the world back as it was found.
+
+    The bridge node and the collector both change a shared simulator (spawned vehicles and
+    sensors, synchronous mode); leaving any of it behind would freeze or clutter the server
+    for the next client, so one place undoes it. Sensors are stopped before they are
+    destroyed so no callback fires on a dead actor. A failure is reported through ``warn``
+    (one line, no prefix: the caller logs or prints it its own way) and the clean-up goes on;
+    ``actors`` is emptied in place. The world settings are restored only when both ``world``
+    and ``original_settings`` are known, after the traffic manager leaves synchronous mode.
+    """
+    for actor in reversed(actors):
+        try:
+            if hasattr(actor, "stop"):
+                actor.stop()
+            actor.destroy()
+        except RuntimeError as exc:
+            warn(f"could not destroy actor {actor.id}: {exc}")
+    actors.clear()
+    if world is None or original_settings is None:
+        return
+    try:
+        if traffic_manager is not None:
+            traffic_manager.set_synchronous_mode(False)
+        world.apply_settings(original_settings)
+    except RuntimeError as exc:
+        warn(f"could not restore the world settings: {exc}")
 
 
 def label_scheme_for_version(version: str) -> str:

@@ -18,13 +18,7 @@ from roadseg_ros.models import build_model
 NET_SIZE = (64, 48)  # (width, height) the test checkpoint "was trained at"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: tiny nets on a shared 2-core box are slower with OpenMP contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_checkpoint(seed: int = 0) -> Checkpoint:

@@ -31,6 +31,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from roadseg_ros.carla_utils import camera_info_fields
 from roadseg_ros.image_codec import SUPPORTED_ENCODINGS, fill_image_msg
+from roadseg_ros.nodes.common import declare_defaults
 
 #: File name endings read from an image folder.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
@@ -143,9 +144,7 @@ class CameraSource(Node):
     def __init__(self, **node_kwargs) -> None:
         node_kwargs.setdefault("node_name", "camera_source")
         super().__init__(**node_kwargs)
-        for name, value in DEFAULT_PARAMETERS.items():
-            self.declare_parameter(name, value)
-        p = {name: self.get_parameter(name).value for name in DEFAULT_PARAMETERS}
+        p = declare_defaults(self, DEFAULT_PARAMETERS)
         if p["rate_hz"] <= 0:
             raise ValueError(f"rate_hz must be > 0, got {p['rate_hz']}")
         if p["encoding"] not in SUPPORTED_ENCODINGS:

@@ -32,7 +32,14 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
-from roadseg_ros.carla_utils import CarlaConnectionError, bgra_buffer_to_array, camera_info_fields, connect
+from roadseg_ros.carla_utils import (
+    CarlaConnectionError,
+    bgra_buffer_to_array,
+    camera_info_fields,
+    connect,
+    release_carla,
+)
+from roadseg_ros.nodes.common import declare_defaults
 
 __all__ = ["CarlaBridge", "CarlaConnectionError", "bgra_image_msg", "camera_info_msg", "connect",
            "stamp_from_seconds", "topic_names", "main"]
@@ -109,9 +116,7 @@ class CarlaBridge(Node):
     def __init__(self, **node_kwargs) -> None:
         node_kwargs.setdefault("node_name", "carla_bridge")
         super().__init__(**node_kwargs)
-        for name, value in DEFAULT_PARAMETERS.items():
-            self.declare_parameter(name, value)
-        self.p = {name: self.get_parameter(name).value for name in DEFAULT_PARAMETERS}
+        self.p = declare_defaults(self, DEFAULT_PARAMETERS)
         if self.p["synchronous_mode"] and not self.p["fixed_delta_seconds"] > 0:
             raise ValueError("synchronous_mode needs fixed_delta_seconds > 0, "
                              f"got {self.p['fixed_delta_seconds']}")
@@ -222,22 +227,9 @@ class CarlaBridge(Node):
         """Destroy what was spawned and restore the world settings (idempotent)."""
         if self._tick_timer is not None:
             self._tick_timer.cancel()
-        for actor in reversed(self.actors):
-            try:
-                if hasattr(actor, "stop"):
-                    actor.stop()
-                actor.destroy()
-            except RuntimeError as exc:
-                self.get_logger().warning(f"could not destroy actor {actor.id}: {exc}")
-        self.actors.clear()
-        if self.world is not None and self.original_settings is not None:
-            try:
-                if self.traffic_manager is not None:
-                    self.traffic_manager.set_synchronous_mode(False)
-                self.world.apply_settings(self.original_settings)
-            except RuntimeError as exc:
-                self.get_logger().warning(f"could not restore the world settings: {exc}")
-            self.original_settings = None
+        release_carla(self.actors, self.world, self.original_settings, self.traffic_manager,
+                      self.get_logger().warning)
+        self.original_settings = None
 
 
 def main(args: list[str] | None = None) -> int:

@@ -42,6 +42,7 @@ from roadseg_ros.carla_utils import (
     scores_from_counts,
 )
 from roadseg_ros.image_codec import ImageFormatError, decode_image_msg
+from roadseg_ros.nodes.common import declare_defaults
 
 DEFAULT_PARAMETERS: dict[str, object] = {
     "drivable_classes": [3],        # the model's drivable class ids (CAMVID11 road = 3)
@@ -65,9 +66,7 @@ class CarlaEvaluator(Node):
     def __init__(self, **node_kwargs) -> None:
         node_kwargs.setdefault("node_name", "carla_evaluator")
         super().__init__(**node_kwargs)
-        for name, value in DEFAULT_PARAMETERS.items():
-            self.declare_parameter(name, value)
-        p = {name: self.get_parameter(name).value for name in DEFAULT_PARAMETERS}
+        p = declare_defaults(self, DEFAULT_PARAMETERS)
         self.labels = check_scheme(p["carla_labels"])
         self.drivable_classes = [int(c) for c in p["drivable_classes"]]
         if not self.drivable_classes or any(not 0 <= c < 255 for c in self.drivable_classes):

@@ -31,6 +31,7 @@ from sensor_msgs.msg import Image
 
 from roadseg_ros.image_codec import ImageFormatError, decode_image_msg
 from roadseg_ros.msg import DrivableArea
+from roadseg_ros.nodes.common import declare_defaults
 
 DEFAULT_PARAMETERS: dict[str, object] = {
     "output_dir": "runs/recording",
@@ -60,9 +61,7 @@ class Recorder(Node):
     def __init__(self, **node_kwargs) -> None:
         node_kwargs.setdefault("node_name", "recorder")
         super().__init__(**node_kwargs)
-        for name, value in DEFAULT_PARAMETERS.items():
-            self.declare_parameter(name, value)
-        p = {name: self.get_parameter(name).value for name in DEFAULT_PARAMETERS}
+        p = declare_defaults(self, DEFAULT_PARAMETERS)
         if p["video_fps"] <= 0:
             raise ValueError(f"video_fps must be > 0, got {p['video_fps']}")
         self.output_dir = Path(p["output_dir"]).expanduser()

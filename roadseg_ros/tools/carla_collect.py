@@ -38,6 +38,7 @@ from roadseg_ros.carla_utils import (
     bgra_buffer_to_array,
     connect,
     label_scheme_for_version,
+    release_carla,
 )
 
 
@@ -106,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _warn(message: str) -> None:
+    """One warning line on stderr, named after the tool like its errors."""
+    print(f"roadseg-carla-collect: warning: {message}", file=sys.stderr)
+
+
 class _Session:
     """Spawned actors and changed settings, undone by :meth:`close` whatever happens."""
 
@@ -116,20 +122,7 @@ class _Session:
         self.traffic_manager = None
 
     def close(self) -> None:
-        for actor in reversed(self.actors):
-            try:
-                if hasattr(actor, "stop"):
-                    actor.stop()
-                actor.destroy()
-            except RuntimeError as exc:
-                print(f"roadseg-carla-collect: warning: could not destroy actor: {exc}", file=sys.stderr)
-        self.actors.clear()
-        try:
-            if self.traffic_manager is not None:
-                self.traffic_manager.set_synchronous_mode(False)
-            self.world.apply_settings(self.original_settings)
-        except RuntimeError as exc:
-            print(f"roadseg-carla-collect: warning: could not restore world settings: {exc}", file=sys.stderr)
+        release_carla(self.actors, self.world, self.original_settings, self.traffic_manager, _warn)
 
 
 def _next_image(q: queue.Queue, frame: int, timeout: float) -> Any:

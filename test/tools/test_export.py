@@ -14,17 +14,12 @@ from roadseg_ros.classes import ROAD_BINARY
 from roadseg_ros.models import build_model
 from roadseg_ros.tools.export import export_checkpoint, main
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 TOL = 1e-3  # max |exported - eager| logits on small random inputs
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_checkpoint() -> Checkpoint:

@@ -15,13 +15,7 @@ from roadseg_ros.inference import Segmenter
 from roadseg_ros.models import build_model
 from roadseg_ros.tools.infer import main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
