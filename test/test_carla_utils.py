@@ -127,3 +127,54 @@ def test_binary_scores_against_hand_counts():
     assert math.isnan(cu.scores_from_counts(0, 0, 0)["iou"])
     valid = np.array([[True, True, False, True]])
     assert cu.binary_scores(pred, truth, valid) == {"tp": 1, "fp": 1, "fn": 0, "tn": 1}
+
+
+class _Recorder:
+    """Stand-in for CARLA actors / world / traffic manager (no simulator can run here)."""
+
+    def __init__(self, log: list[str], name: str, fail: str | None = None) -> None:
+        self.log, self.id, self.fail = log, name, fail
+
+    def _do(self, what: str) -> None:
+        if self.fail == what:
+            raise RuntimeError(f"{what} failed")
+        self.log.append(f"{what} {self.id}")
+
+
+class _Sensor(_Recorder):
+    def stop(self) -> None:
+        self._do("stop")
+
+    def destroy(self) -> None:
+        self._do("destroy")
+
+
+class _Vehicle(_Recorder):
+    def destroy(self) -> None:
+        self._do("destroy")
+
+
+class _World(_Recorder):
+    def apply_settings(self, settings: str) -> None:
+        self._do(f"apply:{settings}")
+
+
+class _TrafficManager(_Recorder):
+    def set_synchronous_mode(self, on: bool) -> None:
+        self._do(f"sync:{on}")
+
+
+def test_release_carla_destroys_newest_first_and_restores_settings() -> None:
+    from roadseg_ros.carla_utils import release_carla
+
+    log: list[str] = []
+    warnings: list[str] = []
+    actors = [_Vehicle(log, "car"), _Sensor(log, "rgb", fail="destroy"), _Sensor(log, "sem")]
+    release_carla(actors, _World(log, "w"), "orig", _TrafficManager(log, "tm"), warnings.append)
+    assert log == ["stop sem", "destroy sem", "stop rgb", "destroy car", "sync:False tm", "apply:orig w"]
+    assert warnings == ["could not destroy actor rgb: destroy failed"]
+    assert actors == []
+    # Without known original settings nothing is applied to the world.
+    log.clear()
+    release_carla([_Vehicle(log, "car2")], _World(log, "w"), None, None, warnings.append)
+    assert log == ["destroy car2"]
