@@ -66,6 +66,8 @@ from roadseg_ros.nodes.params import PARAMS, ConfigError, declare_parameters, va
 
 __all__ = ["SegmentationNode", "main", "ConfigError"]
 
+GIL_SWITCH_INTERVAL_S = 0.0005
+
 DEFAULT_NODE_NAME = "roadseg"
 _DYNAMIC = {p.name for p in PARAMS if p.dynamic}
 
@@ -558,6 +560,10 @@ def main(args: list[str] | None = None) -> int:
         return 2
     node = None
     status = 0
+    # The executor thread (taking frames off DDS) and the inference worker share the GIL;
+    # with CPython's default 5 ms switch interval the worker can wait that long for it
+    # between the network's operators. A shorter interval keeps it busy.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         node = SegmentationNode()
         rclpy.spin(node)
