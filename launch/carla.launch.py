@@ -19,6 +19,7 @@ running IoU / precision / recall on ``/carla_evaluator/metrics``.
 """
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -26,8 +27,6 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchContext, LaunchDescription
 
 #: Topics of the ego vehicle's front cameras (official bridge names; carla_bridge uses the same).
 RGB_IMAGE = "/carla/ego_vehicle/rgb_front/image"

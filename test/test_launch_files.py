@@ -389,10 +389,9 @@ def test_launch_descriptions_load_with_launch():
     # (The repository's own launch/ folder is importable as a namespace package named
     # "launch", so look for a real attribute of ROS 2 launch, not just the name.)
     try:
+        import launch
         import launch_ros  # noqa: F401
         from launch.launch_description_sources import PythonLaunchDescriptionSource
-
-        import launch
     except ImportError as exc:
         pytest.skip(f"ROS 2 launch/launch_ros are not installable on this machine (not on PyPI: {exc}); "
                     "the static tests above cover the launch files")
