@@ -30,3 +30,28 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def save_tiny_checkpoint():
+    """Factory: write a randomly initialised CAMVID11 ``tiny_segnet`` checkpoint to ``path``.
+
+    Tests that only need *a* loadable checkpoint (nodes, demo, tools) use it instead of the
+    bundled weights, so they stay fast and do not depend on what was trained.
+    """
+    import torch
+
+    from roadseg_ros.checkpoint import Checkpoint, save_checkpoint
+    from roadseg_ros.classes import CAMVID11
+    from roadseg_ros.models import build_model
+
+    def save(path, input_size: tuple[int, int], training: dict | None = None):
+        torch.manual_seed(0)
+        model = build_model("tiny_segnet", num_classes=CAMVID11.num_classes)
+        ckpt = Checkpoint(arch="tiny_segnet", arch_kwargs={}, class_names=list(CAMVID11.class_names),
+                          class_colors=list(CAMVID11.class_colors), drivable_classes=[3],
+                          mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), input_size=input_size,
+                          state_dict=model.state_dict(), training=training or {})
+        return save_checkpoint(ckpt, path)
+
+    return save

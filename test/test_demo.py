@@ -8,24 +8,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from roadseg_ros.checkpoint import Checkpoint, default_weights_path, save_checkpoint
-from roadseg_ros.classes import CAMVID11
+from roadseg_ros.checkpoint import default_weights_path
 from roadseg_ros.demo import _missing_weights_message, main
-from roadseg_ros.models import build_model
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
+def weights(tmp_path_factory, save_tiny_checkpoint) -> Path:
     """A tiny randomly initialised CAMVID11 checkpoint (the bundled one may not exist yet)."""
-    torch.manual_seed(0)
-    model = build_model("tiny_segnet", num_classes=CAMVID11.num_classes)
-    ckpt = Checkpoint(arch="tiny_segnet", arch_kwargs={}, class_names=list(CAMVID11.class_names),
-                      class_colors=list(CAMVID11.class_colors), drivable_classes=[3],
-                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), input_size=(96, 64),
-                      state_dict=model.state_dict(), training={"note": "random weights for tests"})
-    return save_checkpoint(ckpt, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", (96, 64),
+                                training={"note": "random weights for tests"})
 
 
 def _video_frames(path: Path) -> list[np.ndarray]:

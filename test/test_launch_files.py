@@ -18,14 +18,10 @@ from pathlib import Path
 
 import pytest
 import rclpy
-import torch
 import yaml
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 
-from roadseg_ros.checkpoint import Checkpoint, save_checkpoint
-from roadseg_ros.classes import CAMVID11
-from roadseg_ros.models import build_model
 from roadseg_ros.nodes import camera_source, carla_bridge, carla_evaluator, recorder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -274,14 +270,8 @@ def test_referenced_files_exist_parse_and_are_installed(launch_files):
 
 # ----------------------------------------------------------------------------- live node checks
 @pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = build_model("tiny_segnet", num_classes=CAMVID11.num_classes)
-    ckpt = Checkpoint(arch="tiny_segnet", arch_kwargs={}, class_names=list(CAMVID11.class_names),
-                      class_colors=list(CAMVID11.class_colors), drivable_classes=[3],
-                      mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), input_size=(64, 48),
-                      state_dict=model.state_dict(), training={})
-    return save_checkpoint(ckpt, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+def tiny_weights(tmp_path_factory, save_tiny_checkpoint) -> Path:
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", (64, 48))
 
 
 @pytest.fixture()
