@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from roadseg_ros import allocator
 from roadseg_ros.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
 from roadseg_ros.models import main_output
 
@@ -177,11 +178,15 @@ class Segmenter:
             (allocator, cuDNN autotuning, compilation).
         num_threads: set torch's intra-op CPU thread count (process-wide); ``None``
             leaves torch's default.
+        keep_freed_memory: on the CPU, tune glibc ``malloc`` (process-wide, see
+            :mod:`roadseg_ros.allocator`) so the buffers of one frame are reused by the
+            next instead of being page-faulted in again: up to 1.8x faster per frame.
     """
 
     def __init__(self, weights: str | Path | Checkpoint, device: str | torch.device = "auto",
                  precision: str = "fp32", input_size: Sequence[int] | None = None,
-                 compile: bool | str = False, warmup: bool = True, num_threads: int | None = None) -> None:
+                 compile: bool | str = False, warmup: bool = True, num_threads: int | None = None,
+                 keep_freed_memory: bool = True) -> None:
         if num_threads is not None:
             if int(num_threads) < 1:
                 raise ValueError(f"num_threads must be >= 1, got {num_threads!r}")
@@ -201,6 +206,8 @@ class Segmenter:
         self.mean: tuple[float, float, float] = tuple(float(v) for v in ckpt.mean)
         self.std: tuple[float, float, float] = tuple(float(v) for v in ckpt.std)
         self.device: torch.device = resolve_device(device)
+        if keep_freed_memory and self.device.type == "cpu":
+            allocator.keep_freed_memory()
         self.precision: str = precision
         self.dtype: torch.dtype = _check_precision(precision, self.device)
         self.input_size: tuple[int, int] = (_parse_size(input_size, "input_size")

@@ -52,6 +52,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from roadseg_ros.allocator import allocator_status, keep_freed_memory
 from roadseg_ros.geometry import (
     GridSpec,
     GroundCamera,
@@ -513,6 +514,7 @@ class SegmentationNode(Node):
             "frames_without_subscribers": str(stats["idle"]),
             "device": str(seg.device),
             "precision": seg.precision,
+            "allocator": allocator_status(),
             "model": seg.model_name,
             "weights": self._weights_label,
             "input_topic": self._image_sub.topic_name,
@@ -553,6 +555,9 @@ class SegmentationNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``segmentation_node``; returns the process exit status."""
+    # Before rclpy.init starts the DDS threads, so that every thread shares the one tuned
+    # arena: the inference worker thread otherwise page-faults its buffers in every frame.
+    keep_freed_memory()
     try:
         rclpy.init(args=args)
     except Exception as exc:  # malformed --ros-args and the like

@@ -1,0 +1,109 @@
+"""Keep freed tensor memory in the process instead of handing it back to the OS every frame.
+
+Why: torch's CPU allocator is plain ``malloc``. A segmentation network allocates and frees
+the same few megabyte-sized buffers every frame (activations, the logits upsampled to the
+image size, the mask). With glibc's defaults those buffers are ``mmap``-ed and ``munmap``-ed,
+or trimmed off the heap, on every call, so every frame page-faults its working set in
+again, and the page faults cost more than many of the network's layers. In a worker
+thread, which is where the segmentation node runs the network, glibc also gives the
+thread its own arena, whose heaps are limited to 64 MiB, so large frames always go to
+``mmap``. Measured on the 2-core development machine (2026-11-21,
+``benchmarks/bench_allocator.py``):
+
+* 576x160, in a worker thread: about 2,500 minor page faults per frame and 27.7 ms per
+  predict, against 0 faults and 22.7 ms after :func:`keep_freed_memory`;
+* 1280x720, main thread: about 19,800 faults and 93 ms per frame, against 0 faults and
+  51 ms.
+
+:func:`keep_freed_memory` sets three ``mallopt`` knobs: serve allocations of up to 256 MiB
+from the heap (not ``mmap``), never trim the heap back, and use one arena for all threads.
+The process keeps the peak of its heap (for the node: one frame's working set) instead of
+returning it. It is process-wide and idempotent; :class:`~roadseg_ros.inference.Segmenter`
+calls it for CPU devices unless told not to, and the segmentation node calls it first
+thing, before any other thread exists. On a C library other than glibc it does nothing
+and says so in its return value. Nothing here imports ROS or torch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import platform
+import threading
+
+__all__ = ["AllocatorStatus", "keep_freed_memory", "allocator_status"]
+
+logger = logging.getLogger(__name__)
+
+# mallopt parameter numbers from glibc's <malloc.h>.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+#: Allocations up to this size come from the heap instead of a fresh ``mmap``.
+MMAP_THRESHOLD_BYTES = 256 << 20
+#: Free memory at the top of the heap is only returned beyond this much (i.e. practically never).
+TRIM_THRESHOLD_BYTES = 1 << 30
+
+_lock = threading.Lock()
+_status: AllocatorStatus | None = None
+
+
+class AllocatorStatus(str):
+    """A one-line description of what :func:`keep_freed_memory` did; truthy only when it applied."""
+
+    applied: bool = False
+
+    def __new__(cls, text: str, applied: bool) -> AllocatorStatus:
+        obj = super().__new__(cls, text)
+        obj.applied = applied
+        return obj
+
+    def __bool__(self) -> bool:
+        return self.applied
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def keep_freed_memory() -> AllocatorStatus:
+    """Tune glibc ``malloc`` so per-frame buffers are reused, not page-faulted in again.
+
+    Returns an :class:`AllocatorStatus`: truthy when glibc accepted all three settings,
+    falsy (with the reason as its text) otherwise. Only the first call does anything.
+    """
+    global _status
+    with _lock:
+        if _status is not None:
+            return _status
+        libc = _glibc()
+        if libc is None:
+            _status = AllocatorStatus(f"unchanged: not glibc ({platform.system()} "
+                                      f"{' '.join(platform.libc_ver()) or 'unknown libc'})", False)
+        else:
+            settings = {"mmap_threshold": (_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+                        "trim_threshold": (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
+                        "arena_max": (_M_ARENA_MAX, 1)}
+            refused = [name for name, (param, value) in settings.items() if libc.mallopt(param, value) != 1]
+            if refused:
+                _status = AllocatorStatus(f"partly applied: glibc refused {', '.join(refused)}", False)
+            else:
+                _status = AllocatorStatus(f"glibc malloc: heap up to {MMAP_THRESHOLD_BYTES >> 20} MiB "
+                                          f"per allocation, no trimming, one arena", True)
+        logger.debug("allocator: %s", _status)
+        return _status
+
+
+def allocator_status() -> str:
+    """What :func:`keep_freed_memory` did in this process (``"default"`` if it was not called)."""
+    return str(_status) if _status is not None else "default"
