@@ -6,14 +6,14 @@ image size, the mask). With glibc's defaults those buffers are ``mmap``-ed and `
 or trimmed off the heap, on every call, so every frame page-faults its working set in
 again, and the page faults cost more than many of the network's layers. In a worker
 thread, which is where the segmentation node runs the network, glibc also gives the
-thread its own arena, whose heaps are limited to 64 MiB, so large frames always go to
-``mmap``. Measured on the 2-core development machine (2026-11-21,
-``benchmarks/bench_allocator.py``):
+thread its own arena, whose heaps are limited to 64 MiB, and what does not fit goes to
+``mmap``. Measured on the 2-core development machine (2026-11-21, one torch thread,
+network at 576x160, ``./dev.sh run python benchmarks/bench_allocator.py``):
 
-* 576x160, in a worker thread: about 2,500 minor page faults per frame and 27.7 ms per
-  predict, against 0 faults and 22.7 ms after :func:`keep_freed_memory`;
-* 1280x720, main thread: about 19,800 faults and 93 ms per frame, against 0 faults and
-  51 ms.
+* 576x160 image, in a worker thread: about 2,560 minor page faults per frame and 29.7 ms
+  per predict, against 1 fault and 24.4 ms after :func:`keep_freed_memory`;
+* 1280x720 image, worker thread: about 19,800 faults and 98.6 ms per frame, against 18
+  faults and 60.3 ms.
 
 :func:`keep_freed_memory` sets three ``mallopt`` knobs: serve allocations of up to 256 MiB
 from the heap (not ``mmap``), never trim the heap back, and use one arena for all threads.

@@ -180,7 +180,7 @@ class Segmenter:
             leaves torch's default.
         keep_freed_memory: on the CPU, tune glibc ``malloc`` (process-wide, see
             :mod:`roadseg_ros.allocator`) so the buffers of one frame are reused by the
-            next instead of being page-faulted in again: up to 1.8x faster per frame.
+            next instead of being page-faulted in again: up to 1.6x faster per frame.
     """
 
     def __init__(self, weights: str | Path | Checkpoint, device: str | torch.device = "auto",
