@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", type=Path, default=None,
                    help="OUTPUT dir, its resume.pt, or last.pt next to a resume.pt: "
                         "continue where it stopped")
+    r.add_argument("--init", type=Path, default=None, metavar="CKPT",
+                   help="fine-tune: start from this checkpoint's weights (e.g. the bundled "
+                        "roadseg_ros/weights/roadseg_default.pt) with a fresh optimizer and schedule; "
+                        "its architecture is used when --model is not given; its classes must be the "
+                        "--taxonomy's")
     r.add_argument("--patience", type=int, default=0,
                    help="stop after this many evaluations without a better val mean IoU (0: never)")
     r.add_argument("--eval-every", type=int, default=1, help="validate every N epochs (and after the last)")
@@ -186,6 +191,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         except yaml.YAMLError as exc:
             parser.error(f"--model-arg {spec!r}: value is not valid YAML ({exc})")
     args.model_kwargs = model_kwargs
+    if args.init is not None:
+        from roadseg_ros.checkpoint import CheckpointError, load_checkpoint
+        try:
+            init = load_checkpoint(args.init)
+        except CheckpointError as exc:
+            parser.error(f"--init: {exc}")
+        if args.model is None:
+            args.model = init.arch
+            args.model_kwargs = {**init.arch_kwargs, **model_kwargs}
+        elif args.model != init.arch:
+            parser.error(f"--init {args.init} holds a {init.arch} but --model is {args.model}; "
+                         f"drop --model to fine-tune the checkpoint's architecture")
+        if list(init.class_names) != list(get_taxonomy(args.taxonomy).class_names):
+            parser.error(f"--init {args.init} was trained on classes {', '.join(init.class_names)}, "
+                         f"not on --taxonomy {args.taxonomy}'s; fine-tuning keeps the class set")
     if args.model is None:
         from roadseg_ros.models import DEFAULT_MODEL
         args.model = DEFAULT_MODEL
@@ -380,6 +400,28 @@ def build_model_for(args: argparse.Namespace, num_classes: int) -> tuple[nn.Modu
             raise SystemExit(f"roadseg-train: model {args.model!r} takes no dropout argument; "
                              f"drop --dropout ({exc})") from exc
         raise SystemExit(f"roadseg-train: {exc}") from exc
+
+
+def init_weights(model: nn.Module | None, path: Path) -> dict[str, Any]:
+    """Load a checkpoint's weights into ``model`` (strictly) for fine-tuning (``None``: only read it).
+
+    Loaded without executing code (``weights_only``), like every checkpoint here. Returns
+    what the new checkpoint records about its parent: path, architecture, date, command
+    and headline metrics, so a fine-tuned model says what it was made from.
+    """
+    from roadseg_ros.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    try:
+        if model is not None:
+            model.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as exc:
+        raise SystemExit(f"roadseg-train: --init {path}: its weights do not fit {ckpt.arch} as built here "
+                         f"({' '.join(str(exc).split())[:300]})") from exc
+    parent = ckpt.training or {}
+    return {"path": str(path), "arch": ckpt.arch, "arch_kwargs": dict(ckpt.arch_kwargs),
+            "date": parent.get("date"), "command": parent.get("command"),
+            "git_commit": parent.get("git_commit"), "metrics": parent.get("metrics")}
 
 
 class FocalLoss(nn.Module):
@@ -652,6 +694,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, info: DistInfo, device: torch.device, command: list[str]) -> int:
     seed_everything(args.seed + info.rank)
+    if device.type == "cpu":   # reuse freed activation buffers instead of page-faulting them in again
+        from roadseg_ros.allocator import keep_freed_memory
+        keep_freed_memory()
     taxonomy = get_taxonomy(args.taxonomy)
     nc = taxonomy.num_classes
     out_dir: Path = args.output
@@ -670,6 +715,10 @@ def _run(args: argparse.Namespace, info: DistInfo, device: torch.device, command
     total_steps = steps_per_epoch * args.epochs
 
     model, arch_kwargs = build_model_for(args, nc)
+    init_info = None
+    if args.init is not None:   # a resumed run has its weights from resume.pt already
+        init_info = init_weights(model if args.resume is None else None, args.init)
+        say(f"fine-tuning from {args.init} ({init_info['arch']}, trained {init_info.get('date') or '?'})")
     model.to(device)
     weights = None
     if args.class_weights == "median-freq":
@@ -728,6 +777,8 @@ def _run(args: argparse.Namespace, info: DistInfo, device: torch.device, command
         "hyperparameters": _jsonable(vars(args)), "normalization": "imagenet", "world_size": info.world_size,
         "device": str(device),
     }
+    if init_info is not None:
+        base_info["init"] = init_info
     stop = False
     session_start = time.time()
     for epoch in range(start_epoch, args.epochs):

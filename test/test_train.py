@@ -97,6 +97,52 @@ def test_resume_refuses_a_different_model(tmp_path):
         train.main([*BASE, "--epochs", "2", "--output", str(out), "--resume", str(tmp_path / "nowhere")])
 
 
+def test_init_fine_tunes_from_a_checkpoint_and_records_its_parent(tmp_path, capsys):
+    parent = tmp_path / "parent"
+    assert train.main([*BASE, "--epochs", "3", "--output", str(parent)]) == 0
+    parent_ckpt = load_checkpoint(parent / "last.pt")
+    # No --model: the checkpoint's architecture is used. Zero learning rate: the weights
+    # (apart from BatchNorm running statistics) must come back exactly as loaded.
+    args = [a for a in BASE if a not in ("--model", "tiny_segnet")]
+    args[args.index("--lr") + 1] = "0"
+    child = tmp_path / "child"
+    init_args = ["--init", str(parent / "last.pt")]
+    assert train.main([*args, "--epochs", "1", "--output", str(child), *init_args]) == 0
+    ckpt = load_checkpoint(child / "last.pt")
+    assert ckpt.arch == "tiny_segnet"
+    for key, tensor in parent_ckpt.state_dict.items():
+        if "running_" not in key and "num_batches" not in key:
+            assert torch.equal(tensor, ckpt.state_dict[key]), key
+    init = ckpt.training["init"]
+    assert init["path"] == str(parent / "last.pt") and init["arch"] == "tiny_segnet"
+    assert init["metrics"] == parent_ckpt.training["metrics"]
+    assert "fine-tuning from" in capsys.readouterr().out
+
+    # A fresh start differs: --init really changed the starting point.
+    fresh = tmp_path / "fresh"
+    assert train.main([*args, "--model", "tiny_segnet", "--epochs", "1", "--output", str(fresh)]) == 0
+    assert not torch.equal(load_checkpoint(fresh / "last.pt").state_dict["classifier.weight"],
+                           ckpt.state_dict["classifier.weight"])
+
+
+def test_init_refuses_mismatches_clearly(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main([*BASE, "--epochs", "1", "--output", str(out)]) == 0
+    with pytest.raises(SystemExit):
+        train.parse_args([*BASE, "--init", str(out / "last.pt"), "--model", "roadnet_small"])
+    assert "holds a tiny_segnet but --model is roadnet_small" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_args([*BASE, "--init", str(out / "last.pt"), "--taxonomy", "road_binary"])
+    assert "fine-tuning keeps the class set" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_args([*BASE, "--init", str(tmp_path / "missing.pt")])
+    assert "missing.pt" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit):
+        train.parse_args([*BASE, "--init", str(tmp_path / "junk.pt")])
+    assert "junk.pt" in capsys.readouterr().err
+
+
 def test_bad_arguments_fail_clearly(capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--data", "nope=/tmp"])
