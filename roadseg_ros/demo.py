@@ -95,8 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from roadseg_ros.nodes.camera_source import CameraSource, SourceError
     from roadseg_ros.nodes.recorder import Recorder
-    from roadseg_ros.nodes.segmentation_node import SegmentationNode
+    from roadseg_ros.nodes.segmentation_node import SegmentationNode, configure_process
 
+    configure_process()   # three nodes share this process (and its GIL) with the inference worker
     output = args.output.expanduser()
     output.mkdir(parents=True, exist_ok=True)
     context = Context()

@@ -26,9 +26,10 @@ import numpy as np
 from roadseg_ros.classes import IGNORE_INDEX, TAXONOMIES, Taxonomy, get_taxonomy
 from roadseg_ros.metrics import ConfusionMatrix, RoadProbabilityHistogram, segmentation_report
 
-DATASETS = ("camvid", "kitti", "carla", "cityscapes")
+DATASETS = ("camvid", "kitti", "carla", "cityscapes", "synthetic")
 #: Split used when --split is not given, per dataset.
-DEFAULT_SPLITS = {"camvid": "val", "kitti": "training", "carla": "val", "cityscapes": "val"}
+DEFAULT_SPLITS = {"camvid": "val", "kitti": "training", "carla": "val", "cityscapes": "val",
+                  "synthetic": "val"}
 KITTI_CATEGORIES = ("um", "umm", "uu")
 
 EPILOG = """\
@@ -40,6 +41,9 @@ ground-truth road = the dataset taxonomy's drivable classes; per-class IoU then 
 "background" and "road". MaxF/AP always use the model's drivable probability (sum of the
 softmax probabilities of its drivable classes). Pixels labelled 255 (unlabelled / not
 evaluated) never count. For CamVid, --split test means ROOT/test + ROOT/testannot.
+--dataset synthetic needs no --data: it renders --scenes generated road scenes (the demo's
+world) at --scene-size from --seed; its val split never repeats a training scene of
+roadseg-train --synthetic.
 """
 
 
@@ -60,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=None,
                    help="checkpoint (default: the bundled roadseg_ros/weights/roadseg_default.pt)")
     p.add_argument("--dataset", required=True, choices=DATASETS)
-    p.add_argument("--data", type=Path, required=True, metavar="ROOT", help="dataset root folder")
+    p.add_argument("--data", type=Path, default=None, metavar="ROOT",
+                   help="dataset root folder (required except for synthetic)")
     p.add_argument("--split", default=None,
                    help="split folder/name (default: "
                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_SPLITS.items()) + ")")
@@ -75,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", type=Path, default=None, help="class-mapping YAML for the dataset")
     p.add_argument("--carla-labels", default=None, choices=("pre_0914", "post_0914", "palette"))
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
+    p.add_argument("--scenes", type=int, default=100, help="synthetic: number of scenes (default 100)")
+    p.add_argument("--scene-size", type=parse_size, default=(640, 360), metavar="WxH",
+                   help="synthetic: image size (default 640x360, the demo's)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic: base seed (default 0)")
     return p
 
 
@@ -205,6 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CheckpointError as exc:
         print(f"roadseg-eval: {exc}", file=sys.stderr)
         return 2
+    if args.dataset != "synthetic" and args.data is None:
+        parser.error(f"--data ROOT is required for --dataset {args.dataset}")
+    if args.dataset == "synthetic":
+        if args.data is not None:
+            parser.error("--dataset synthetic renders its scenes; drop --data")
+        kw_synth = {"num_scenes": args.scenes, "size": args.scene_size, "seed": args.seed}
     split = args.split or DEFAULT_SPLITS[args.dataset]
     known = model_taxonomy(ckpt.class_names)
     tax_name = args.taxonomy or ("road_binary" if args.dataset == "kitti" or known is None else known.name)
@@ -214,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dataset != "carla":
             parser.error("--carla-labels applies to --dataset carla only")
         kw["carla_labels"] = args.carla_labels
+    if args.dataset == "synthetic":
+        kw.update(kw_synth)
     try:
         dataset = build_dataset(args.dataset, args.data, split, taxonomy=tax_name, mapping=args.mapping, **kw)
     except (DatasetError, ValueError, OSError) as exc:
@@ -228,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.time()
     report = evaluate_dataset(segmenter, dataset, dataset_taxonomy=taxonomy,
                               per_category=args.dataset == "kitti", limit=args.limit)
-    report = {"dataset": args.dataset, "split": split, "data_root": str(args.data), "weights": str(weights),
+    data_root = str(args.data) if args.data is not None else (
+        f"generated: {args.scenes} scenes {args.scene_size[0]}x{args.scene_size[1]}, seed {args.seed}")
+    report = {"dataset": args.dataset, "split": split, "data_root": data_root, "weights": str(weights),
               "model": ckpt.arch, "dataset_taxonomy": tax_name, "input_size": list(segmenter.input_size),
               "device": str(segmenter.device), "precision": args.precision,
               "seconds": round(time.time() - t0, 3), **report}

@@ -140,3 +140,29 @@ def test_missing_split_is_a_clear_error(tmp_path, weights, capsys):
                           str(tmp_path / "camvid"), "--split", "test"])
     assert code == 2
     assert "split 'test'" in capsys.readouterr().err
+
+
+def test_synthetic_val_scenes_match_direct_computation(tmp_path, weights):
+    """--dataset synthetic renders the generator's val split: the confusion matrix equals a hand count."""
+    out = tmp_path / "synth.json"
+    assert evaluate.main(["--weights", str(weights), "--dataset", "synthetic", "--scenes", "3",
+                          "--scene-size", "64x48", "--seed", "5", "--device", "cpu", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["num_images"] == 3 and report["split"] == "val"
+    assert report["data_root"] == "generated: 3 scenes 64x48, seed 5"
+    # The generator's val split starts at seed + 1_000_000 (disjoint from roadseg-train --synthetic).
+    pairs = [render_scene(5 + 1_000_000 + i, *SIZE) for i in range(3)]
+    seg = Segmenter(weights, device="cpu", warmup=False)
+    expected = _direct_confusion(seg, pairs, 11, binary=False)
+    assert np.array_equal(np.array(report["confusion_matrix"]), expected)
+
+
+def test_synthetic_needs_no_data_and_others_do(tmp_path, weights, capsys):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--weights", str(weights), "--dataset", "camvid"])
+    assert "--data ROOT is required for --dataset camvid" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(["--weights", str(weights), "--dataset", "synthetic", "--data", str(tmp_path)])
+    assert "drop --data" in capsys.readouterr().err
+    assert evaluate.main(["--weights", str(weights), "--dataset", "synthetic", "--split", "nope"]) == 2
+    assert "split 'nope'" in capsys.readouterr().err
