@@ -310,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch CPU threads in every process (default 0: torch's default)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="open-loop publishing rate in Hz (default: 1.25x the raw predict rate)")
+    parser.add_argument("--raw-seconds", type=float, default=10.0,
+                        help="seconds of raw predict before and after the node (default 10)")
     parser.add_argument("--quick", action="store_true", help="few frames, short runs (a smoke test)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--baseline-node", action="store_true", help=argparse.SUPPRESS)
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     from roadseg_ros.models import DEFAULT_MODEL
 
     if args.quick:
-        args.frames, args.seconds = 15, 3.0
+        args.frames, args.seconds, args.raw_seconds = 15, 3.0, 3.0
     tmp = tempfile.TemporaryDirectory(prefix="bench_node_")
     if args.weights:
         weights = Path(args.weights)
@@ -338,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"[bench_node] {weights.name}, {width}x{height}, device {args.device}, "
           f"{os.cpu_count()} CPUs; raw predict ...", flush=True)
-    raw = bench_raw(weights, args.device, image, (width, height), 3.0 if args.quick else 10.0, args.threads)
+    raw = bench_raw(weights, args.device, image, (width, height), args.raw_seconds, args.threads)
     print(f"  raw Segmenter.predict: {raw['fps']:.1f} frames/s, median {raw['latency_ms']['median']:.1f} ms",
           flush=True)
     rate = args.rate or max(5.0, 1.25 * raw["fps"])
@@ -385,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"dropped {diag.get('frames_dropped')}", flush=True)
                 # Predict again right after the node: the machine's speed drifts over a run.
                 raw_after = bench_raw(weights, args.device, image, (width, height),
-                                      3.0 if args.quick else 10.0, args.threads)
+                                      args.raw_seconds, args.threads)
                 print(f"  raw Segmenter.predict again: {raw_after['fps']:.1f} frames/s", flush=True)
                 results["raw_after"] = raw_after
     finally:
