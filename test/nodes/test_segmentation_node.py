@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -320,6 +321,8 @@ def test_burst_of_200_frames(env) -> None:
     status = env.nt.wait_for(lambda: (s := env.h.latest_status()) and int(s["frames_dropped"]) > 0 and s,
                              10, "diagnostics reporting drops")
     assert status["model"] == "tiny_segnet" and status["device"] == "cpu"
+    if platform.libc_ver()[0] == "glibc":   # the CPU Segmenter tuned the allocator, and says so
+        assert status["allocator"].startswith("glibc malloc"), status["allocator"]
     assert float(status["latency_ms_mean"]) > 0 or status["latency_ms_mean"] == "nan"
     assert env.node._worker.is_alive()  # noqa: SLF001
     # And it still works afterwards.
