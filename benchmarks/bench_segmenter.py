@@ -135,6 +135,7 @@ def bench_one(arch: str, device: torch.device, precision: str, size: tuple[int, 
     timing = dict(device=device, warmup=args.warmup, min_iters=args.min_iters, max_iters=args.iters,
                   max_seconds=args.max_seconds)
     seg = Segmenter(ckpt, device=str(device), precision=precision, input_size=size, compile=args.compile,
+                    fuse_batchnorm=not args.no_fuse,
                     warmup=True)
     with_conf = not args.no_confidence
     stage_sums = {"preprocess_ms": 0.0, "inference_ms": 0.0, "postprocess_ms": 0.0}
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=10.0, help="time budget per measurement")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--compile", action="store_true", help="Segmenter(compile=True)")
+    parser.add_argument("--no-fuse", action="store_true",
+                        help="Segmenter(fuse_batchnorm=False): keep BatchNorm layers separate")
     parser.add_argument("--no-confidence", action="store_true", help="masks only (predict and baseline)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--quick", action="store_true",

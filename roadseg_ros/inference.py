@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from roadseg_ros import allocator
 from roadseg_ros.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
-from roadseg_ros.models import main_output
+from roadseg_ros.models import fuse_conv_bn, main_output
 
 __all__ = ["PRECISIONS", "COLOR_ORDERS", "Prediction", "Segmenter", "resolve_device"]
 
@@ -178,6 +178,8 @@ class Segmenter:
             (allocator, cuDNN autotuning, compilation).
         num_threads: set torch's intra-op CPU thread count (process-wide); ``None``
             leaves torch's default.
+        fuse_batchnorm: fold each ``Conv2d -> BatchNorm2d`` pair into one convolution
+            (:func:`roadseg_ros.models.fuse_conv_bn`; same function, a few per cent faster).
         keep_freed_memory: on the CPU, tune glibc ``malloc`` (process-wide, see
             :mod:`roadseg_ros.allocator`) so the buffers of one frame are reused by the
             next instead of being page-faulted in again: up to 1.6x faster per frame.
@@ -186,7 +188,7 @@ class Segmenter:
     def __init__(self, weights: str | Path | Checkpoint, device: str | torch.device = "auto",
                  precision: str = "fp32", input_size: Sequence[int] | None = None,
                  compile: bool | str = False, warmup: bool = True, num_threads: int | None = None,
-                 keep_freed_memory: bool = True) -> None:
+                 fuse_batchnorm: bool = True, keep_freed_memory: bool = True) -> None:
         if num_threads is not None:
             if int(num_threads) < 1:
                 raise ValueError(f"num_threads must be >= 1, got {num_threads!r}")
@@ -214,6 +216,8 @@ class Segmenter:
                                             or _parse_size(ckpt.input_size, "checkpoint input_size"))
 
         model = model_from_checkpoint(ckpt, device=self.device)
+        # Fold in float32, before any cast to fp16/bf16, so the folded weights lose nothing.
+        self.fused_batchnorms: int = fuse_conv_bn(model) if fuse_batchnorm else 0
         model = model.to(dtype=self.dtype, memory_format=torch.channels_last).eval()
         for p in model.parameters():
             p.requires_grad_(False)

@@ -73,6 +73,7 @@ def main_output(out: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
 # Registration happens here (not in the submodules) so that importing a single submodule has
 # no side effects and there is no import cycle.
 from roadseg_ros.models.fcn import fcn8s_vgg16  # noqa: E402
+from roadseg_ros.models.fusion import fuse_conv_bn  # noqa: E402
 from roadseg_ros.models.pspnet import pspnet_resnet18, pspnet_resnet50  # noqa: E402
 from roadseg_ros.models.realtime import REALTIME_MODELS  # noqa: E402
 from roadseg_ros.models.tiny import tiny_segnet  # noqa: E402
@@ -88,4 +89,5 @@ for _name, _builder in REALTIME_MODELS.items():
 #: (``benchmarks/pick_realtime_model.py``; figures in its docstring).
 DEFAULT_MODEL = "roadnet_small"
 
-__all__ = ["DEFAULT_MODEL", "ModelBuilder", "build_model", "list_models", "main_output", "register_model"]
+__all__ = ["DEFAULT_MODEL", "ModelBuilder", "build_model", "fuse_conv_bn", "list_models", "main_output",
+           "register_model"]
