@@ -21,7 +21,9 @@ The process keeps the peak of its heap (for the node: one frame's working set) i
 returning it. It is process-wide and idempotent; :class:`~roadseg_ros.inference.Segmenter`
 calls it for CPU devices unless told not to, and the segmentation node calls it first
 thing, before any other thread exists. On a C library other than glibc it does nothing
-and says so in its return value. Nothing here imports ROS or torch.
+and says so in its return value. ``ROADSEG_KEEP_FREED_MEMORY=0`` in the environment turns
+it off (e.g. when the node shares a process with many other allocation-heavy threads,
+which the single arena would serialise). Nothing here imports ROS or torch.
 """
 
 from __future__ import annotations
@@ -29,10 +31,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import platform
 import threading
 
-__all__ = ["AllocatorStatus", "keep_freed_memory", "allocator_status"]
+__all__ = ["AllocatorStatus", "keep_freed_memory", "allocator_status", "DISABLE_ENV"]
+
+#: Set this environment variable to ``0`` to leave glibc's allocator alone.
+DISABLE_ENV = "ROADSEG_KEEP_FREED_MEMORY"
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +93,9 @@ def keep_freed_memory() -> AllocatorStatus:
         if _status is not None:
             return _status
         libc = _glibc()
-        if libc is None:
+        if os.environ.get(DISABLE_ENV, "1").strip() == "0":
+            _status = AllocatorStatus(f"unchanged: {DISABLE_ENV}=0", False)
+        elif libc is None:
             _status = AllocatorStatus(f"unchanged: not glibc ({platform.system()} "
                                       f"{' '.join(platform.libc_ver()) or 'unknown libc'})", False)
         else:

@@ -57,3 +57,13 @@ def test_worker_thread_predict_stops_page_faulting(tmp_path: Path, save_tiny_che
     # Measured: about 2,750 faults per frame by default, under 12 tuned.
     assert default["faults_per_frame"] > 500, default
     assert tuned["faults_per_frame"] < 50, tuned
+
+
+def test_environment_variable_turns_it_off() -> None:
+    code = ("from roadseg_ros.allocator import keep_freed_memory, allocator_status; s = keep_freed_memory(); "
+            "print(bool(s), allocator_status())")
+    env = dict(os.environ, ROADSEG_KEEP_FREED_MEMORY="0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False unchanged: ROADSEG_KEEP_FREED_MEMORY=0"
