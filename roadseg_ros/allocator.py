@@ -29,7 +29,6 @@ which the single arena would serialise). Nothing here imports ROS or torch.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import platform
@@ -74,12 +73,29 @@ def _glibc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")   # glibc's soname on every Linux architecture
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.mallopt.restype = ctypes.c_int
         return libc
     except (OSError, AttributeError):
         return None
+
+
+def _apply() -> AllocatorStatus:
+    if os.environ.get(DISABLE_ENV, "1").strip() == "0":
+        return AllocatorStatus(f"unchanged: {DISABLE_ENV}=0", False)
+    libc = _glibc()
+    if libc is None:
+        return AllocatorStatus(f"unchanged: not glibc ({platform.system()} "
+                               f"{' '.join(platform.libc_ver()) or 'unknown libc'})", False)
+    settings = {"mmap_threshold": (_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+                "trim_threshold": (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
+                "arena_max": (_M_ARENA_MAX, 1)}
+    refused = [name for name, (param, value) in settings.items() if libc.mallopt(param, value) != 1]
+    if refused:
+        return AllocatorStatus(f"partly applied: glibc refused {', '.join(refused)}", False)
+    return AllocatorStatus(f"glibc malloc: heap up to {MMAP_THRESHOLD_BYTES >> 20} MiB per allocation, "
+                           f"no trimming, one arena", True)
 
 
 def keep_freed_memory() -> AllocatorStatus:
@@ -92,22 +108,7 @@ def keep_freed_memory() -> AllocatorStatus:
     with _lock:
         if _status is not None:
             return _status
-        libc = _glibc()
-        if os.environ.get(DISABLE_ENV, "1").strip() == "0":
-            _status = AllocatorStatus(f"unchanged: {DISABLE_ENV}=0", False)
-        elif libc is None:
-            _status = AllocatorStatus(f"unchanged: not glibc ({platform.system()} "
-                                      f"{' '.join(platform.libc_ver()) or 'unknown libc'})", False)
-        else:
-            settings = {"mmap_threshold": (_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
-                        "trim_threshold": (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES),
-                        "arena_max": (_M_ARENA_MAX, 1)}
-            refused = [name for name, (param, value) in settings.items() if libc.mallopt(param, value) != 1]
-            if refused:
-                _status = AllocatorStatus(f"partly applied: glibc refused {', '.join(refused)}", False)
-            else:
-                _status = AllocatorStatus(f"glibc malloc: heap up to {MMAP_THRESHOLD_BYTES >> 20} MiB "
-                                          f"per allocation, no trimming, one arena", True)
+        _status = _apply()
         logger.debug("allocator: %s", _status)
         return _status
 

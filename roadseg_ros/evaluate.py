@@ -216,10 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.dataset != "synthetic" and args.data is None:
         parser.error(f"--data ROOT is required for --dataset {args.dataset}")
-    if args.dataset == "synthetic":
-        if args.data is not None:
-            parser.error("--dataset synthetic renders its scenes; drop --data")
-        kw_synth = {"num_scenes": args.scenes, "size": args.scene_size, "seed": args.seed}
+    if args.dataset == "synthetic" and args.data is not None:
+        parser.error("--dataset synthetic renders its scenes; drop --data")
     split = args.split or DEFAULT_SPLITS[args.dataset]
     known = model_taxonomy(ckpt.class_names)
     tax_name = args.taxonomy or ("road_binary" if args.dataset == "kitti" or known is None else known.name)
@@ -230,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--carla-labels applies to --dataset carla only")
         kw["carla_labels"] = args.carla_labels
     if args.dataset == "synthetic":
-        kw.update(kw_synth)
+        kw.update(num_scenes=args.scenes, size=args.scene_size, seed=args.seed)
     try:
         dataset = build_dataset(args.dataset, args.data, split, taxonomy=tax_name, mapping=args.mapping, **kw)
     except (DatasetError, ValueError, OSError) as exc:

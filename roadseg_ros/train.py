@@ -412,12 +412,12 @@ def init_weights(model: nn.Module | None, path: Path) -> dict[str, Any]:
     from roadseg_ros.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
-    try:
-        if model is not None:
+    if model is not None:
+        try:
             model.load_state_dict(ckpt.state_dict, strict=True)
-    except RuntimeError as exc:
-        raise SystemExit(f"roadseg-train: --init {path}: its weights do not fit {ckpt.arch} as built here "
-                         f"({' '.join(str(exc).split())[:300]})") from exc
+        except RuntimeError as exc:
+            raise SystemExit(f"roadseg-train: --init {path}: its weights do not fit {ckpt.arch} as built "
+                             f"here ({' '.join(str(exc).split())[:300]})") from exc
     parent = ckpt.training or {}
     return {"path": str(path), "arch": ckpt.arch, "arch_kwargs": dict(ckpt.arch_kwargs),
             "date": parent.get("date"), "command": parent.get("command"),

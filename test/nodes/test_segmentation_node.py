@@ -414,6 +414,17 @@ def _node_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "roadseg_ros.nodes.segmentation_node", "--ros-args", *args]
 
 
+def _interrupt(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Ctrl-C, then SIGKILL only if that does not end it (a killed participant leaves DDS shared
+    memory behind)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
+
+
 STARTUP_CASES = {
     "alpha out of range": (["-p", "overlay_alpha:=1.5"], "overlay_alpha"),
     "wrong type": (["-p", "max_rate_hz:=fast"], "max_rate_hz"),
@@ -455,12 +466,7 @@ def startup_results(trained_model, tmp_path_factory):
             try:
                 out, err = p.communicate(timeout=120)
             except subprocess.TimeoutExpired:
-                p.send_signal(signal.SIGINT)   # not SIGKILL: that would leave DDS shared memory behind
-                try:
-                    out, err = p.communicate(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    out, err = p.communicate()
+                out, err = _interrupt(p, 10)
                 err = f"{err}\n[test] {case}: no exit within 120 s"
             results[case] = (p.returncode, out, err)
     return results
@@ -563,11 +569,6 @@ def test_memory_stays_bounded_under_a_flood(ros_context, trained_model, nt) -> N
         assert rss[-1] - rss[-2] < 128, rss
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+            _interrupt(proc, 30)
         spinner.stop()
         harness.destroy()
