@@ -23,6 +23,7 @@ import yaml
 
 rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
@@ -35,6 +36,7 @@ from roadseg_ros.nodes.segmentation_node import SegmentationNode  # noqa: E402
 from roadseg_ros.visualize import colorize, overlay  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+RCLError = _rclpy.RCLError
 W, H = 320, 192
 CAMERA_HEIGHT = 1.5
 # A straight, empty road seen by a level camera: the scene's geometry is known exactly.
@@ -539,32 +541,41 @@ def test_memory_stays_bounded_under_a_flood(ros_context, trained_model, nt) -> N
     image = cv2.resize(render_scene(5, 640, 360)[0], (1280, 720))
     msg = nt.image_msg(image, "rgb8", "flood")
 
-    def flood(frames: int, tag: str) -> None:
-        for _ in range(frames):
-            harness.image_pub.publish(msg)
+    def offer(m) -> bool:
+        try:
+            harness.image_pub.publish(m)
+            return True
+        except RCLError:    # the reliable writer's history is full: Fast DDS back-pressure, retried below
+            return False
+
+    def flood(frames: int, tag: str) -> int:
+        accepted = sum(offer(msg) for _ in range(frames))
         last = nt.image_msg(image, "rgb8", tag)
         for attempt in range(5):    # reliable depth 1: the last one may be overwritten by nothing
-            harness.image_pub.publish(last)
+            offer(last)
             try:
                 harness.wait_output("mask", tag, 20)
-                return
+                return accepted
             except AssertionError:
                 if attempt == 4:
                     raise
+        return accepted
 
     try:
         harness.wait_matched(timeout=90)
         flood(60, "warm")                       # allocator and DDS buffers reach their working size
         rss = [_rss_mib(proc.pid)]
+        accepted = []
         for phase in range(4):
-            flood(300, f"flood{phase}")
+            accepted.append(flood(300, f"flood{phase}"))
             rss.append(_rss_mib(proc.pid))
         assert proc.poll() is None
         status = nt.wait_for(lambda: (s := harness.latest_status()) and int(s["frames_dropped"]) > 0 and s,
                              20, "diagnostics reporting drops")
-        # 1,200 frames of 2.6 MiB went in (3 GiB): a node that queued them would grow by that
-        # much. Measured: growth levels off within a few MiB, with an occasional one-off
+        # Up to 1,200 frames of 2.6 MiB were offered (3 GiB): a node that queued them would grow
+        # by that much. Measured: growth levels off within a few MiB, with an occasional one-off
         # peak of up to ~100 MiB (DDS buffers in flight; the tuned allocator keeps its peak).
+        assert sum(accepted) >= 600, accepted    # measured: 1,199-1,200 of 1,200 taken
         assert rss[-1] - rss[0] < 256, (rss, status)
         assert rss[-1] - rss[-2] < 128, rss
     finally:
