@@ -26,21 +26,27 @@ import numpy as np
 from roadseg_ros.classes import IGNORE_INDEX, TAXONOMIES, Taxonomy, get_taxonomy
 from roadseg_ros.metrics import ConfusionMatrix, RoadProbabilityHistogram, segmentation_report
 
-DATASETS = ("camvid", "kitti", "carla", "cityscapes", "synthetic")
+DATASETS = ("camvid", "kitti", "carla", "cityscapes", "cityscapes_pix2pix", "idd_lite", "synthetic")
 #: Split used when --split is not given, per dataset.
 DEFAULT_SPLITS = {"camvid": "val", "kitti": "training", "carla": "val", "cityscapes": "val",
-                  "synthetic": "val"}
+                  "cityscapes_pix2pix": "val", "idd_lite": "val", "synthetic": "val"}
+#: Datasets scored in the drivable-vs-not view by default: their labels only say road / not road
+#: (KITTI) or are too coarse for the model's classes (IDD-Lite's level-1 ids).
+BINARY_BY_DEFAULT = ("kitti", "idd_lite")
 KITTI_CATEGORIES = ("um", "umm", "uu")
 
 EPILOG = """\
 Taxonomies: when the model's classes equal the dataset taxonomy's (e.g. a camvid11 model
 on CamVid), the full multi-class confusion matrix is scored. Otherwise (e.g. a camvid11
 model on KITTI Road, whose labels are only road / non-road) the tool scores the
-drivable-vs-not binary view: predicted road = any of the model's drivable classes,
+drivable-vs-not binary view (the default for kitti and idd_lite): predicted road = any of
+the model's drivable classes,
 ground-truth road = the dataset taxonomy's drivable classes; per-class IoU then lists
 "background" and "road". MaxF/AP always use the model's drivable probability (sum of the
 softmax probabilities of its drivable classes). Pixels labelled 255 (unlabelled / not
 evaluated) never count. For CamVid, --split test means ROOT/test + ROOT/testannot.
+cityscapes_pix2pix and idd_lite: --split val is ROOT/val when it exists, else the seeded
+15% validation part of ROOT/train that roadseg-train holds out (--split all: everything).
 --dataset synthetic needs no --data: it renders --scenes generated road scenes (the demo's
 world) at --scene-size from --seed; its val split never repeats a training scene of
 roadseg-train --synthetic.
@@ -75,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=parse_size, default=None, metavar="WxH",
                    help="network input size (default: the checkpoint's)")
     p.add_argument("--taxonomy", default=None, choices=sorted(TAXONOMIES),
-                   help="taxonomy the dataset labels are mapped to (default: road_binary for kitti, "
-                        "else the model's own when it is a known one)")
+                   help="taxonomy the dataset labels are mapped to (default: road_binary for "
+                        f"{' and '.join(BINARY_BY_DEFAULT)}, else the model's own when it is a known one)")
     p.add_argument("--mapping", type=Path, default=None, help="class-mapping YAML for the dataset")
     p.add_argument("--carla-labels", default=None, choices=("pre_0914", "post_0914", "palette"))
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
@@ -220,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--dataset synthetic renders its scenes; drop --data")
     split = args.split or DEFAULT_SPLITS[args.dataset]
     known = model_taxonomy(ckpt.class_names)
-    tax_name = args.taxonomy or ("road_binary" if args.dataset == "kitti" or known is None else known.name)
+    tax_name = args.taxonomy or ("road_binary" if args.dataset in BINARY_BY_DEFAULT or known is None
+                                 else known.name)
     taxonomy = get_taxonomy(tax_name)
     kw: dict[str, Any] = {}
     if args.carla_labels:

@@ -11,9 +11,17 @@ and reused on its own. Design choices and why:
   global torch/numpy/python RNG states (dropout) are stored with the optimiser,
   scheduler and AMP scaler in ``OUTPUT/resume.pt`` at the end of each epoch, so
   ``--resume`` continues with exactly the next epoch an uninterrupted run would have run.
-* Normalisation uses the ImageNet mean/std constants (not dataset statistics): they
-  are the usual convention, match any future pretrained backbone and are stored in the
-  checkpoint anyway, so inference never has to know.
+* Normalisation is the model's own when it declares one (``input_mean``/``input_std``:
+  a pretrained encoder must see inputs the way its weights were trained, e.g.
+  EfficientNet-Lite's (x - 127) / 128), else the ImageNet mean/std constants. Either way
+  it is stored in the checkpoint, so inference never has to know.
+* Pretrained encoders: models that take ``pretrained=`` start from their ImageNet weights
+  (``--no-pretrained`` to start from scratch) and their ``encoder`` parameters learn at
+  ``--encoder-lr-mult`` x the learning rate of the new heads. The checkpoint does not
+  record ``pretrained``: rebuilding a trained model takes every weight from the file.
+* Mixing datasets: ``--weight NAME=W`` (samples per epoch = W x the dataset's size) and
+  ``--crop NAME=WxH`` (its own crop size, at its own aspect) switch to batches drawn from
+  one dataset each (``roadseg_ros.data.sampling.MixedBatchSampler``).
 * Validation resizes every image to a fixed ``--eval-size`` (bilinear image, nearest
   label) so that the per-epoch metric is comparable across epochs and with the size the
   checkpoint records as its ``input_size`` (what ``Segmenter`` runs at).
@@ -54,7 +62,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Dataset names accepted by ``--data NAME=ROOT`` (readers in roadseg_ros.data).
-DATASET_NAMES = ("camvid", "kitti", "carla", "cityscapes")
+DATASET_NAMES = ("camvid", "kitti", "carla", "cityscapes", "cityscapes_pix2pix", "idd_lite")
 LOSSES = ("ce", "focal", "dice", "ce+dice")
 SCHEDULES = ("poly", "cosine")
 RESUME_FILE = "resume.pt"
@@ -85,6 +93,26 @@ def parse_data_spec(text: str) -> tuple[str, str]:
     return name, root
 
 
+def parse_named(text: str, option: str, value_type: Callable[[str], Any]) -> tuple[str, Any]:
+    """``"NAME=VALUE"`` of the per-dataset options (``--weight``, ``--crop``); NAME a dataset or synthetic."""
+    name, sep, value = text.partition("=")
+    names = (*DATASET_NAMES, "synthetic")
+    if not sep or name not in names:
+        raise argparse.ArgumentTypeError(f"{option} must be NAME=VALUE with NAME in {', '.join(names)}, "
+                                         f"got {text!r}")
+    try:
+        return name, value_type(value)
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise argparse.ArgumentTypeError(f"{option} {text!r}: {exc}") from None
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or not math.isfinite(value):
+        raise ValueError(f"weight must be a positive number, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="roadseg-train",
@@ -111,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training crop size")
     d.add_argument("--eval-size", type=parse_size, default=None, metavar="WxH",
                    help="validation resize, stored as the checkpoint's input_size (default: --input-size)")
+    d.add_argument("--weight", action="append", default=[], metavar="NAME=W",
+                   type=lambda t: parse_named(t, "--weight", _positive_float),
+                   help="sampling weight of dataset NAME (or synthetic): W x its size samples per epoch "
+                        "(repeatable; default 1; batches then come from one dataset each)")
+    d.add_argument("--crop", action="append", default=[], metavar="NAME=WxH",
+                   type=lambda t: parse_named(t, "--crop", parse_size),
+                   help="training crop size of dataset NAME, at its own aspect (repeatable; default "
+                        "--input-size; batches then come from one dataset each)")
+    d.add_argument("--aspect-jitter", type=float, default=1.0, metavar="A",
+                   help="stretch each training crop's proportions by a factor in [1/A, A] (log-uniform): "
+                        "the node resizes any camera to one network size; 1 = off")
     d.add_argument("--no-augment", action="store_true",
                    help="no flip/jitter/scale/shadow: images are only resized to --input-size")
     d.add_argument("--workers", type=int, default=2)
@@ -120,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra build_model keyword (repeatable; VALUE parsed as YAML, e.g. batch_norm=true); "
                         "stored in the checkpoint's arch_kwargs")
+    m.add_argument("--no-pretrained", action="store_true",
+                   help="models with an ImageNet encoder (e.g. psp_lite0): start from random weights")
+    m.add_argument("--encoder-lr-mult", type=float, default=0.1,
+                   help="learning-rate factor of a pretrained model's encoder relative to its new heads")
     m.add_argument("--epochs", type=int, default=100)
     m.add_argument("--batch-size", type=int, default=8, help="per process")
     m.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd"))
@@ -172,6 +215,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"{name} must be >= 1, got {value}")
     if args.eval_size is None:
         args.eval_size = args.input_size
+    if not args.aspect_jitter >= 1.0:
+        parser.error(f"--aspect-jitter must be >= 1, got {args.aspect_jitter}")
+    if not args.encoder_lr_mult >= 0:
+        parser.error(f"--encoder-lr-mult must be >= 0, got {args.encoder_lr_mult}")
+    args.weight, args.crop = dict(args.weight), dict(args.crop)
+    given = {name for name, _ in args.data} | ({"synthetic"} if args.synthetic > 0 else set())
+    for option, table in (("--weight", args.weight), ("--crop", args.crop)):
+        unused = sorted(set(table) - given)
+        if unused:
+            parser.error(f"{option} names {', '.join(unused)}, which this run does not train on")
     if args.synthetic_val is None:
         args.synthetic_val = max(1, args.synthetic // 5) if not args.data else 0
     mappings = {}
@@ -308,12 +361,21 @@ class TrainSet(Dataset):
     """
 
     def __init__(self, datasets: Sequence[Dataset], crop_size: tuple[int, int], augment: bool, seed: int,
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 crop_sizes: Sequence[tuple[int, int] | None] | None = None,
+                 aspect_range: tuple[float, float] = (1.0, 1.0)) -> None:
         from roadseg_ros.data.transforms import TrainAugment, resize_pair
 
         self.data = ConcatDataset(list(datasets))
         self.crop_size = crop_size
-        self.augment = TrainAugment(crop_size=crop_size) if augment else None
+        crops = list(crop_sizes) if crop_sizes is not None else [None] * len(self.data.datasets)
+        if len(crops) != len(self.data.datasets):
+            raise ValueError(f"{len(crops)} crop sizes for {len(self.data.datasets)} datasets")
+        #: Crop size of each dataset (its own, else ``crop_size``); a sample is cropped by its dataset's.
+        self.crop_sizes = [tuple(c) if c else tuple(crop_size) for c in crops]
+        self.augments = [TrainAugment(crop_size=c, aspect_range=aspect_range) for c in self.crop_sizes] \
+            if augment else None
+        self.augment = self.augments[0] if self.augments else None
         self._resize = resize_pair
         self.seed = seed
         self.epoch = 0
@@ -325,12 +387,19 @@ class TrainSet(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
+    def dataset_of(self, i: int) -> int:
+        """Which of the datasets global index ``i`` falls in."""
+        import bisect
+
+        return bisect.bisect_right(self.data.cumulative_sizes, i)
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = self.data[i]
-        if self.augment is not None:
-            image, label = self.augment(image, label, np.random.default_rng([self.seed, self.epoch, i]))
+        d = self.dataset_of(i) if len(self.crop_sizes) > 1 else 0
+        if self.augments is not None:
+            image, label = self.augments[d](image, label, np.random.default_rng([self.seed, self.epoch, i]))
         else:
-            image, label = self._resize(image, label, self.crop_size)
+            image, label = self._resize(image, label, self.crop_sizes[d])
         return to_tensor(image, self.mean, self.std), torch.from_numpy(np.ascontiguousarray(label)).long()
 
 
@@ -388,13 +457,21 @@ def build_model_for(args: argparse.Namespace, num_classes: int) -> tuple[nn.Modu
 
     Returns the model and the keywords, which the checkpoint records to rebuild it.
     """
-    from roadseg_ros.models import build_model
+    from roadseg_ros.models import accepts_pretrained, build_model
 
     kwargs: dict[str, Any] = dict(getattr(args, "model_kwargs", {}))
+    kwargs.pop("pretrained", None)   # a build-time choice, never recorded (see the module docstring)
     if args.dropout is not None:
         kwargs["dropout"] = args.dropout
+    build_kw = dict(kwargs)
+    if accepts_pretrained(args.model):
+        # ImageNet weights only for a fresh start: --init and --resume bring every weight themselves.
+        build_kw["pretrained"] = not (getattr(args, "no_pretrained", False) or getattr(args, "init", None)
+                                      or getattr(args, "resume", None))
     try:
-        return build_model(args.model, num_classes, **kwargs), kwargs
+        return build_model(args.model, num_classes, **build_kw), kwargs
+    except RuntimeError as exc:   # e.g. the ImageNet weights package is missing
+        raise SystemExit(f"roadseg-train: {exc}") from exc
     except TypeError as exc:
         if "dropout" in kwargs and "dropout" in str(exc):
             raise SystemExit(f"roadseg-train: model {args.model!r} takes no dropout argument; "
@@ -505,12 +582,21 @@ def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int = 0)
 
 
 def build_optimizer(args: argparse.Namespace, model: nn.Module) -> torch.optim.Optimizer:
-    """AdamW (default: robust from scratch) or SGD with Nesterov momentum; no decay on norms and biases."""
-    decay, no_decay = [], []
+    """AdamW (default: robust from scratch) or SGD with Nesterov momentum; no decay on norms and biases.
+
+    A model with a pretrained ``encoder`` gets it in its own groups at ``--encoder-lr-mult`` x
+    the learning rate: the ImageNet features need nudging, the new heads need learning.
+    """
+    encoder = getattr(model, "encoder", None)
+    enc_ids = {id(p) for p in encoder.parameters()} if isinstance(encoder, nn.Module) else set()
+    mult = getattr(args, "encoder_lr_mult", 1.0) if enc_ids else 1.0
+    buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for p in model.parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            buckets.setdefault((id(p) in enc_ids, p.ndim <= 1), []).append(p)
+    groups = [{"params": params, "weight_decay": 0.0 if flat else args.weight_decay,
+               "lr": args.lr * (mult if in_enc else 1.0)}
+              for (in_enc, flat), params in sorted(buckets.items())]
     if args.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
     return torch.optim.AdamW(groups, lr=args.lr)
@@ -631,11 +717,18 @@ def make_checkpoint(model: nn.Module, args: argparse.Namespace, taxonomy: Taxono
     from roadseg_ros.checkpoint import Checkpoint
 
     state = {k: v.detach().cpu().clone() for k, v in _unwrap(model).state_dict().items()}
+    mean, std = model_normalization(model)
     return Checkpoint(arch=args.model, arch_kwargs=dict(arch_kwargs), class_names=list(taxonomy.class_names),
                       class_colors=[tuple(c) for c in taxonomy.class_colors],
-                      drivable_classes=list(taxonomy.drivable_classes), mean=tuple(IMAGENET_MEAN),
-                      std=tuple(IMAGENET_STD), input_size=tuple(args.eval_size), state_dict=state,
+                      drivable_classes=list(taxonomy.drivable_classes), mean=mean,
+                      std=std, input_size=tuple(args.eval_size), state_dict=state,
                       training=_jsonable(training))
+
+
+def model_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input mean/std a model declares (``input_mean``/``input_std``), else ImageNet's."""
+    m = _unwrap(model)
+    return (tuple(getattr(m, "input_mean", IMAGENET_MEAN)), tuple(getattr(m, "input_std", IMAGENET_STD)))
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -702,19 +795,38 @@ def _run(args: argparse.Namespace, info: DistInfo, device: torch.device, command
     out_dir: Path = args.output
     say = print if info.is_main else (lambda *a, **k: None)
 
+    model, arch_kwargs = build_model_for(args, nc)
+    mean, std = model_normalization(model)
     train_parts, val_parts = build_datasets(args, taxonomy)
-    train_set = TrainSet([ds for _, ds in train_parts], args.input_size, not args.no_augment, args.seed)
-    val_set = EvalSet([ds for _, ds in val_parts], args.eval_size) if val_parts else None
-    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                 seed=args.seed, drop_last=False)
-    loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
-                        pin_memory=device.type == "cuda", drop_last=len(sampler) > args.batch_size,
-                        persistent_workers=False)
+    part_names = [desc.split(":")[0] for desc, _ in train_parts]
+    jitter = float(getattr(args, "aspect_jitter", 1.0))
+    crops, weights = getattr(args, "crop", {}), getattr(args, "weight", {})
+    train_set = TrainSet([ds for _, ds in train_parts], args.input_size, not args.no_augment, args.seed,
+                         mean=mean, std=std, crop_sizes=[crops.get(n) for n in part_names],
+                         aspect_range=(1.0 / jitter, jitter))
+    val_set = EvalSet([ds for _, ds in val_parts], args.eval_size, mean=mean, std=std) if val_parts else None
+    # each validation set is also scored on its own: one mixed mIoU hides a dataset going wrong
+    val_sets = [(desc, EvalSet([ds], args.eval_size, mean=mean, std=std)) for desc, ds in val_parts]
+    if crops or weights:   # one dataset per batch, each at its own crop size and sampling weight
+        from roadseg_ros.data.sampling import MixedBatchSampler
+
+        sampler = MixedBatchSampler([len(ds) for _, ds in train_parts],
+                                    [weights.get(n, 1.0) for n in part_names], args.batch_size,
+                                    seed=args.seed, rank=info.rank, world_size=info.world_size)
+        loader = DataLoader(train_set, batch_sampler=sampler, num_workers=args.workers,
+                            pin_memory=device.type == "cuda", persistent_workers=False)
+        say("mixing: " + ", ".join(f"{n} {k} samples/epoch at {c[0]}x{c[1]}" for n, k, c in
+                                   zip(part_names, sampler.samples_per_epoch(), train_set.crop_sizes)))
+    else:
+        sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                     seed=args.seed, drop_last=False)
+        loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
+                            pin_memory=device.type == "cuda", drop_last=len(sampler) > args.batch_size,
+                            persistent_workers=False)
     steps_per_epoch = len(loader) if args.max_steps_per_epoch is None else min(len(loader),
                                                                                  args.max_steps_per_epoch)
     total_steps = steps_per_epoch * args.epochs
 
-    model, arch_kwargs = build_model_for(args, nc)
     init_info = None
     if args.init is not None:   # a resumed run has its weights from resume.pt already
         init_info = init_weights(model if args.resume is None else None, args.init)
@@ -774,7 +886,8 @@ def _run(args: argparse.Namespace, info: DistInfo, device: torch.device, command
     base_info = {
         "datasets": {"train": [d for d, _ in train_parts], "val": [d for d, _ in val_parts]},
         "command": " ".join(command), "git_commit": git_commit(), "seed": args.seed,
-        "hyperparameters": _jsonable(vars(args)), "normalization": "imagenet", "world_size": info.world_size,
+        "hyperparameters": _jsonable(vars(args)),
+        "normalization": {"mean": list(mean), "std": list(std)}, "world_size": info.world_size,
         "device": str(device),
     }
     if init_info is not None:
@@ -794,10 +907,17 @@ def _run(args: argparse.Namespace, info: DistInfo, device: torch.device, command
         last_epoch = epoch + 1 == args.epochs
         improved = False
         if val_set is not None and ((epoch + 1) % max(1, args.eval_every) == 0 or last_epoch):
-            cm, samples = evaluate(_unwrap(model), val_set, device, nc, batch_size=args.batch_size,
-                                   amp=args.amp, dist_info=info,
-                                   num_overlays=args.overlays if info.is_main else 0,
-                                   show_progress=info.is_main, workers=args.workers)
+            cm, samples = ConfusionMatrix(nc), []
+            record["val_parts"] = {}
+            for desc, part in val_sets:
+                want = (args.overlays - len(samples)) if info.is_main else 0
+                part_cm, part_samples = evaluate(_unwrap(model), part, device, nc, batch_size=args.batch_size,
+                                                 amp=args.amp, dist_info=info, num_overlays=want,
+                                                 show_progress=info.is_main, workers=args.workers)
+                cm.matrix += part_cm.matrix
+                samples += part_samples
+                rep = segmentation_report(part_cm.matrix, taxonomy.class_names, taxonomy.drivable_classes)
+                record["val_parts"][desc] = {"mean_iou": rep["mean_iou"], "road_iou": rep["road"]["iou"]}
             report = segmentation_report(cm.matrix, taxonomy.class_names, taxonomy.drivable_classes)
             record["val"] = report
             miou = report["mean_iou"] if report["mean_iou"] is not None else -math.inf
@@ -834,6 +954,10 @@ def _run(args: argparse.Namespace, info: DistInfo, device: torch.device, command
                       scaler, epoch + 1, global_step, best_miou, best_epoch, bad_evals, history, nc)
             val_txt = (f", val mIoU {record['val']['mean_iou']:.4f} (best {best_miou:.4f} @ {best_epoch})"
                        if "val" in record and record["val"]["mean_iou"] is not None else "")
+            for desc, part in record.get("val_parts", {}).items():
+                if part["mean_iou"] is not None:
+                    val_txt += (f"\n  {desc}: mIoU {part['mean_iou']:.4f}, "
+                                f"road IoU {part['road_iou'] or 0:.4f}")
             say(f"epoch {epoch + 1}/{args.epochs}: loss {stats['loss']:.4f} (first step "
                 f"{stats['first_loss']:.4f}), lr {stats['lr']:.2e}{val_txt}, {record['time_s']:.1f}s",
                 flush=True)

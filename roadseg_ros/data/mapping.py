@@ -14,6 +14,9 @@ Format (``config/datasets/<dataset>_to_<taxonomy>.yaml``)::
       road: [7, 6]
       pavement: [8]
     ignore: [0]               # raw labels that are explicitly not evaluated (optional)
+    color_tolerance: 40       # colors only, optional: take the nearest listed colour within
+                              # this RGB (Euclidean) distance, 255 beyond it; for labels that
+                              # went through JPEG, whose boundary colours are blends
 
 Raw ids must lie in 0..255 (the readers decode 8-bit label PNGs); a raw label may appear
 only once. Every problem is reported as a ``MappingError`` naming the file and the value.
@@ -33,7 +36,7 @@ from roadseg_ros.classes import IGNORE_INDEX, Taxonomy, get_taxonomy
 
 #: Values of a config's ``input`` key.
 INPUT_KINDS = ("ids", "colors")
-_KEYS = {"taxonomy", "input", "unmapped", "classes", "ignore", "description", "dataset"}
+_KEYS = {"taxonomy", "input", "unmapped", "classes", "ignore", "description", "dataset", "color_tolerance"}
 
 
 class MappingError(ValueError):
@@ -86,6 +89,7 @@ class LabelMapping:
     color_keys: np.ndarray | None = None     # colors: sorted int32 packed RGB
     color_values: np.ndarray | None = None   # colors: uint8 target id per key
     unmapped_value: int = IGNORE_INDEX
+    color_tolerance: float = 0.0             # colors: > 0 takes the nearest key within this distance
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         """Map a raw label image to uint8 target ids.
@@ -104,6 +108,8 @@ class LabelMapping:
         if raw.ndim != 3 or raw.shape[2] != 3:
             raise ValueError(f"mapping {self.source}: expected an HxWx3 RGB colour label image, "
                              f"got shape {raw.shape}")
+        if self.color_tolerance > 0:
+            return self._apply_nearest(raw)
         rgb = raw.astype(np.int32)
         packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
         pos = np.searchsorted(self.color_keys, packed)
@@ -111,6 +117,27 @@ class LabelMapping:
         hit = self.color_keys[pos] == packed
         out = np.where(hit, self.color_values[pos], np.uint8(self.unmapped_value))
         return out.astype(np.uint8, copy=False)
+
+
+    def _apply_nearest(self, raw: np.ndarray) -> np.ndarray:
+        """Colour labels through a lossy codec: nearest key colour if within ``color_tolerance``, else 255.
+
+        Every listed colour (classes and ``ignore``) competes, so a blend between road and
+        sidewalk goes to whichever is closer or, past the tolerance, to unlabelled: training
+        never sees an invented class at a boundary. Unique colours are matched once each
+        (a JPEG label has a few thousand), which keeps this cheap per image.
+        """
+        keys = self.color_keys
+        key_rgb = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.float32)
+        flat = raw.reshape(-1, 3)
+        packed = (flat[:, 0].astype(np.int32) << 16) | (flat[:, 1].astype(np.int32) << 8) | flat[:, 2]
+        uniq, inverse = np.unique(packed, return_inverse=True)
+        uniq_rgb = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.float32)
+        d2 = ((uniq_rgb[:, None, :] - key_rgb[None, :, :]) ** 2).sum(axis=2)
+        nearest = d2.argmin(axis=1)
+        ok = d2[np.arange(len(uniq)), nearest] <= self.color_tolerance ** 2
+        values = np.where(ok, self.color_values[nearest], np.uint8(IGNORE_INDEX)).astype(np.uint8)
+        return values[inverse].reshape(raw.shape[:2])
 
 
 def _fail(source: str, msg: str) -> MappingError:
@@ -186,13 +213,19 @@ def mapping_from_dict(cfg: Mapping[str, Any], source: str = "<dict>",
             table[key] = target
 
     if kind == "ids":
+        if cfg.get("color_tolerance"):
+            raise _fail(source, "color_tolerance applies to input: colors only")
         lut = np.full(256, unmapped, dtype=np.uint8)
         for key, target in table.items():
             lut[key] = target
         return LabelMapping(tax, kind, source, lut=lut, unmapped_value=unmapped)
+    tolerance = cfg.get("color_tolerance", 0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance <= 442:
+        raise _fail(source, f"color_tolerance {tolerance!r} is not a number in 0..442 (an RGB distance)")
     keys = np.array(sorted(table), dtype=np.int32)
     values = np.array([table[k] for k in sorted(table)], dtype=np.uint8)
-    return LabelMapping(tax, kind, source, color_keys=keys, color_values=values, unmapped_value=unmapped)
+    return LabelMapping(tax, kind, source, color_keys=keys, color_values=values, unmapped_value=unmapped,
+                        color_tolerance=float(tolerance))
 
 
 def load_mapping(path: str | Path, taxonomy: str | Taxonomy | None = None) -> LabelMapping:

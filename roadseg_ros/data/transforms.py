@@ -61,18 +61,22 @@ def _crop_padded(arr: np.ndarray, x0: int, y0: int, w: int, h: int, fill: int) -
 
 
 def scale_crop(image: np.ndarray, label: np.ndarray, crop_size: tuple[int, int], scale: float,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Scale (aspect kept) then take a random ``crop_size`` window; pads image 0, label 255.
+               rng: np.random.Generator, aspect: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Scale (aspect kept unless ``aspect`` != 1), crop a random ``crop_size`` window; pad image 0, label 255.
 
     ``scale`` is relative to the scale at which the image just covers the crop, so 1.0 means
     "the crop sees the whole width or height", >1 zooms in, <1 leaves padded borders.
+    ``aspect`` > 1 stretches the content horizontally (by ``sqrt(aspect)``, and squashes it
+    vertically by as much): the node resizes every camera to one network size, so the model
+    must tolerate scenes whose proportions changed.
     The window is chosen in source pixels and resized once, so no full-size intermediate is
     made: that keeps large inputs (Cityscapes, KITTI) cheap.
     """
     cw, ch = crop_size
     H, W = label.shape
-    s = max(cw / W, ch / H) * scale          # output pixels per source pixel
-    sw, sh = cw / s, ch / s                  # window size in source pixels
+    ax, ay = (aspect ** 0.5, aspect ** -0.5) if aspect != 1.0 else (1.0, 1.0)
+    s = max(cw / (W * ax), ch / (H * ay)) * scale   # output pixels per source pixel (before stretch)
+    sw, sh = cw / (s * ax), ch / (s * ay)    # window size in source pixels
     # Window origin: uniform over positions that keep the window inside the image, or the
     # image inside the window when the window is larger (padding on a random side).
     x0 = rng.uniform(min(0.0, W - sw), max(0.0, W - sw))
@@ -81,7 +85,7 @@ def scale_crop(image: np.ndarray, label: np.ndarray, crop_size: tuple[int, int],
     iw, ih = max(1, int(round(sw))), max(1, int(round(sh)))
     img = _crop_padded(image, ix0, iy0, iw, ih, 0)
     lab = _crop_padded(label, ix0, iy0, iw, ih, IGNORE_INDEX)
-    interp = cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR
+    interp = cv2.INTER_AREA if min(s * ax, s * ay) < 1.0 else cv2.INTER_LINEAR
     return (cv2.resize(img, (cw, ch), interpolation=interp),
             cv2.resize(lab, (cw, ch), interpolation=_LABEL_INTERP))
 
@@ -135,11 +139,13 @@ class TrainAugment:
 
     ``aug(image, label, rng) -> (image, label)``, both exactly ``crop_size`` = (width, height).
     The caller owns the ``rng`` (seeded per worker/sample), so a run is reproducible.
-    ``scale_range`` multiplies the scale at which the image just covers the crop.
+    ``scale_range`` multiplies the scale at which the image just covers the crop;
+    ``aspect_range`` (log-uniform) stretches the content's proportions (see ``scale_crop``).
     """
 
     def __init__(self, crop_size: tuple[int, int], scale_range: tuple[float, float] = (0.75, 1.5),
-                 hflip: bool = True, color_jitter: float = 0.3, shadow_prob: float = 0.3) -> None:
+                 hflip: bool = True, color_jitter: float = 0.3, shadow_prob: float = 0.3,
+                 aspect_range: tuple[float, float] = (1.0, 1.0)) -> None:
         self.crop_size = _check_size(crop_size, "crop_size")
         lo, hi = (float(v) for v in scale_range)
         if not 0 < lo <= hi:
@@ -149,6 +155,10 @@ class TrainAugment:
         if not 0 <= shadow_prob <= 1:
             raise ValueError(f"shadow_prob must lie in [0, 1], got {shadow_prob}")
         self.scale_range = (lo, hi)
+        alo, ahi = (float(v) for v in aspect_range)
+        if not 0 < alo <= ahi:
+            raise ValueError(f"aspect_range must satisfy 0 < low <= high, got {aspect_range}")
+        self.aspect_range = (alo, ahi)
         self.hflip = hflip
         self.color_jitter = float(color_jitter)
         self.shadow_prob = float(shadow_prob)
@@ -157,7 +167,10 @@ class TrainAugment:
                  ) -> tuple[np.ndarray, np.ndarray]:
         _check_pair(image, label)
         scale = rng.uniform(*self.scale_range)
-        image, label = scale_crop(image, label, self.crop_size, scale, rng)
+        aspect = 1.0
+        if self.aspect_range != (1.0, 1.0):   # no draw when off: earlier runs stay reproducible
+            aspect = float(np.exp(rng.uniform(np.log(self.aspect_range[0]), np.log(self.aspect_range[1]))))
+        image, label = scale_crop(image, label, self.crop_size, scale, rng, aspect)
         if self.hflip and rng.random() < 0.5:
             image, label = np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(label[:, ::-1])
         image = color_jitter(image, self.color_jitter, rng)
@@ -167,4 +180,5 @@ class TrainAugment:
 
     def __repr__(self) -> str:
         return (f"TrainAugment(crop_size={self.crop_size}, scale_range={self.scale_range}, "
-                f"hflip={self.hflip}, color_jitter={self.color_jitter}, shadow_prob={self.shadow_prob})")
+                f"aspect_range={self.aspect_range}, hflip={self.hflip}, color_jitter={self.color_jitter}, "
+                f"shadow_prob={self.shadow_prob})")

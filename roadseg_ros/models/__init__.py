@@ -63,6 +63,19 @@ def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
         raise TypeError(f"model {name!r}: bad arguments {sorted(kwargs)}: {exc}") from exc
 
 
+def accepts_pretrained(name: str) -> bool:
+    """Whether model ``name`` takes ``pretrained=`` (an ImageNet encoder that training starts from).
+
+    Training passes ``pretrained=True`` to such models; checkpoints never record it, so
+    rebuilding a trained model neither needs the weights package nor spends time loading it.
+    """
+    import inspect
+
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(list_models())}")
+    return "pretrained" in inspect.signature(_REGISTRY[name]).parameters
+
+
 def main_output(out: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
     """The main logits of a model output: the tensor itself, or ``out["out"]`` in training mode."""
     if isinstance(out, Mapping):
@@ -74,6 +87,7 @@ def main_output(out: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
 # no side effects and there is no import cycle.
 from roadseg_ros.models.fcn import fcn8s_vgg16  # noqa: E402
 from roadseg_ros.models.fusion import fuse_conv_bn  # noqa: E402
+from roadseg_ros.models.lite import fcn8s_lite0, psp_lite0  # noqa: E402
 from roadseg_ros.models.pspnet import pspnet_resnet18, pspnet_resnet50  # noqa: E402
 from roadseg_ros.models.realtime import REALTIME_MODELS  # noqa: E402
 from roadseg_ros.models.tiny import tiny_segnet  # noqa: E402
@@ -82,6 +96,8 @@ register_model("fcn8s_vgg16", fcn8s_vgg16)
 register_model("pspnet_resnet18", pspnet_resnet18)
 register_model("pspnet_resnet50", pspnet_resnet50)
 register_model("tiny_segnet", tiny_segnet)
+register_model("psp_lite0", psp_lite0)
+register_model("fcn8s_lite0", fcn8s_lite0)
 for _name, _builder in REALTIME_MODELS.items():
     register_model(_name, _builder)
 
@@ -89,5 +105,5 @@ for _name, _builder in REALTIME_MODELS.items():
 #: (``benchmarks/pick_realtime_model.py``; figures in its docstring).
 DEFAULT_MODEL = "roadnet_small"
 
-__all__ = ["DEFAULT_MODEL", "ModelBuilder", "build_model", "fuse_conv_bn", "list_models", "main_output",
-           "register_model"]
+__all__ = ["DEFAULT_MODEL", "ModelBuilder", "accepts_pretrained", "build_model", "fuse_conv_bn",
+           "list_models", "main_output", "register_model"]

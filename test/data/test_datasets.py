@@ -423,3 +423,128 @@ def test_shared_camvid_counts() -> None:
     image, label = val[0]
     assert image.shape == (360, 480, 3) and label.shape == (360, 480)
     assert set(np.unique(label)) <= set(range(11)) | {IGNORE_INDEX}
+
+
+# ----------------------------------------------------------------------------- Cityscapes, pix2pix form
+CS_ROAD, CS_SKY, CS_CAR, CS_VOID = (128, 64, 128), (70, 130, 180), (0, 0, 142), (0, 0, 0)
+
+
+def make_pix2pix(folder: Path, n: int, size: int = 32, seed: int = 0) -> np.ndarray:
+    """``n`` JPEG pairs: photo | colour label with sky (top), car (middle band), road (bottom), a void row.
+
+    The label half goes through JPEG like the real files, so its colours are blended at the edges.
+    Returns the exact label (camvid11 ids) the 1:1 halves were drawn from.
+    """
+    rng = np.random.default_rng(seed)
+    lab = np.zeros((size, size, 3), np.uint8)
+    lab[: size // 2] = CS_SKY
+    lab[size // 2: 3 * size // 4] = CS_CAR
+    lab[3 * size // 4:] = CS_ROAD
+    lab[-2:] = CS_VOID
+    ids = np.full((size, size), 3, np.uint8)
+    ids[: size // 2], ids[size // 2: 3 * size // 4], ids[-2:] = 0, 8, IGNORE_INDEX
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        photo = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        pair = np.concatenate([photo, lab], axis=1)
+        path = str(folder / f"{i + 1}.jpg")
+        assert cv2.imwrite(path, pair[..., ::-1].copy(), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return ids
+
+
+def test_pix2pix_decodes_jpeg_colours_and_restores_the_aspect(tmp_path: Path) -> None:
+    ids = make_pix2pix(tmp_path / "cs" / "train", 5)
+    ds = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all", restore_size=(64, 32))
+    image, label = ds[0]
+    assert image.shape == (32, 64, 3) and label.shape == (32, 64)
+    expect = cv2.resize(ids, (64, 32), interpolation=cv2.INTER_NEAREST_EXACT)
+    # away from the colour edges and the photo/label seam (JPEG blends within a few pixels)
+    # every class is exact
+    for rows in (slice(2, 12), slice(18, 21), slice(26, 28)):
+        assert np.array_equal(label[rows, 4:-4], expect[rows, 4:-4])
+    # blended edge pixels are either a neighbour's class or unlabelled, never an invented one
+    assert set(np.unique(label[:, 4:-4])) <= {0, 3, 8, IGNORE_INDEX}
+    binary = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all", taxonomy="road_binary",
+                           restore_size=None)
+    _, lab2 = binary[0]
+    assert lab2.shape == (32, 32) and lab2[27, 5] == 1 and lab2[3, 5] == 0 and lab2[-1, 5] == IGNORE_INDEX
+
+
+def test_pix2pix_splits(tmp_path: Path) -> None:
+    make_pix2pix(tmp_path / "cs" / "train", 20)
+    train = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "train", val_fraction=0.25, seed=1)
+    val = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "val", val_fraction=0.25, seed=1)
+    assert len(train) == 15 and len(val) == 5 and not set(train.names) & set(val.names)
+    again = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "val", val_fraction=0.25, seed=1)
+    assert again.names == val.names
+    # with a real val folder, train and val are the folders themselves
+    make_pix2pix(tmp_path / "cs" / "val", 3, seed=1)
+    assert len(build_dataset("cityscapes_pix2pix", tmp_path / "cs", "train")) == 20
+    assert len(build_dataset("cityscapes_pix2pix", tmp_path / "cs", "val")) == 3
+    with pytest.raises(DatasetError, match="no Cityscapes pix2pix split 'test'"):
+        build_dataset("cityscapes_pix2pix", tmp_path / "cs", "test")
+    with pytest.raises(DatasetError, match="not found"):
+        build_dataset("cityscapes_pix2pix", tmp_path / "missing", "train")
+
+
+def test_pix2pix_odd_width_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "cs").mkdir()
+    assert cv2.imwrite(str(tmp_path / "cs" / "1.jpg"), np.zeros((8, 15, 3), np.uint8))
+    ds = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all")
+    with pytest.raises(DatasetError, match="1.jpg.*side by side"):
+        ds[0]
+
+
+# ----------------------------------------------------------------------------- IDD-Lite
+def make_idd(root: Path, split: str, seqs: dict[str, list[str]], seed: int = 0) -> np.ndarray:
+    """IDD-Lite layout; every label has columns of level-1 ids 0..6 and 255."""
+    rng = np.random.default_rng(seed)
+    raw = np.array([0, 1, 2, 3, 4, 5, 6, 255], np.uint8)[stripes(list(range(8)))]
+    for seq, idents in seqs.items():
+        for ident in idents:
+            img = root / "leftImg8bit" / split / seq / f"{ident}_image.jpg"
+            img.parent.mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(img), random_image(rng))
+            write_gray(root / "gtFine" / split / seq / f"{ident}_label.png", raw)
+    return raw
+
+
+@pytest.mark.parametrize("taxonomy, table", [
+    ("camvid11", {0: 3, 1: 4, 2: IGNORE_INDEX, 3: 8, 4: IGNORE_INDEX, 5: IGNORE_INDEX, 6: 0,
+                  255: IGNORE_INDEX}),
+    ("road_binary", {0: 1, 1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0, 255: IGNORE_INDEX}),
+])
+def test_idd_lite_level1_ids(tmp_path: Path, taxonomy: str, table: dict) -> None:
+    raw = make_idd(tmp_path / "idd", "train", {"0": ["000001", "000002"], "7": ["000003"]})
+    ds = build_dataset("idd_lite", tmp_path / "idd", "all", taxonomy=taxonomy)
+    assert ds.names == ["0/000001", "0/000002", "7/000003"]
+    image, label = ds[2]
+    assert image.shape == (H, W, 3)
+    assert np.array_equal(label, np.vectorize(table.get)(raw).astype(np.uint8))
+
+
+def test_idd_lite_splits_and_errors(tmp_path: Path) -> None:
+    make_idd(tmp_path / "idd", "train", {"0": [f"{i:06d}" for i in range(10)]})
+    train = build_dataset("idd_lite", tmp_path / "idd", "train", val_fraction=0.3)
+    val = build_dataset("idd_lite", tmp_path / "idd", "val", val_fraction=0.3)
+    assert (len(train), len(val)) == (7, 3) and not set(train.names) & set(val.names)
+    make_idd(tmp_path / "idd", "val", {"1": ["000100"]})
+    assert len(build_dataset("idd_lite", tmp_path / "idd", "val")) == 1
+    assert len(build_dataset("idd_lite", tmp_path / "idd", "train")) == 10
+    with pytest.raises(DatasetError, match="splits found: train, val"):
+        build_dataset("idd_lite", tmp_path / "idd", "test")
+    (tmp_path / "idd" / "gtFine" / "train" / "0" / "000004_label.png").unlink()
+    with pytest.raises(DatasetError, match="000004_image.jpg: no label"):
+        build_dataset("idd_lite", tmp_path / "idd", "all")
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "idd_lite").is_dir() or not (SHARED / "cityscapes_pix2pix").is_dir(),
+                    reason="../shared/data/idd_lite or cityscapes_pix2pix absent")
+def test_shared_new_datasets_counts() -> None:
+    assert len(build_dataset("idd_lite", SHARED / "idd_lite", "all")) == 1403
+    cs_train = build_dataset("cityscapes_pix2pix", SHARED / "cityscapes_pix2pix", "train")
+    cs_val = build_dataset("cityscapes_pix2pix", SHARED / "cityscapes_pix2pix", "val")
+    assert len(cs_train) + len(cs_val) == 1488 and len(cs_val) == 223

@@ -40,7 +40,8 @@ def test_each_bundled_config_loads_and_validates(stem: str) -> None:
     cfg = yaml.safe_load(path.read_text())
     m = load_mapping(path)
     assert m.taxonomy.name == stem.rsplit("_to_", 1)[1] == cfg["taxonomy"]
-    assert cfg["dataset"] == stem.split("_", 1)[0]
+    reader = stem.rsplit("_to_", 1)[0]   # e.g. cityscapes_pix2pix, or carla_palette (reader + encoding)
+    assert reader == cfg["dataset"] or reader.startswith(cfg["dataset"] + "_")
     # Every listed class maps to its own id, ignore entries to 255.
     for name, labels in cfg["classes"].items():
         target = m.taxonomy.index(name)
@@ -173,3 +174,27 @@ def test_colour_mapping_packs_rgb_exactly() -> None:
     np.testing.assert_array_equal(m.apply(raw), [[3, car, 255, 0, 255]])
     with pytest.raises(ValueError, match="expected an HxWx3 RGB colour label image"):
         m.apply(np.zeros((2, 2), np.uint8))
+
+
+def test_color_tolerance_takes_the_nearest_listed_colour() -> None:
+    cfg = {"taxonomy": "camvid11", "input": "colors", "color_tolerance": 40,
+           "classes": {"road": [[128, 64, 128]], "sky": [[70, 130, 180]]}, "ignore": [[0, 0, 0]]}
+    m = mapping_from_dict(cfg)
+    raw = np.array([[[128, 64, 128], [140, 70, 120], [99, 97, 154], [70, 130, 180], [10, 5, 0],
+                     [200, 200, 200], [128, 64, 168]]], np.uint8)
+    # exact road, near road, halfway road/sky (distance 45 from both: too far), sky, near void,
+    # far from everything, exactly 40 from road (within)
+    assert m.apply(raw).tolist() == [[3, 3, 255, 0, 255, 255, 3]]
+    exact = mapping_from_dict({**cfg, "color_tolerance": 0})
+    assert exact.apply(raw).tolist() == [[3, 255, 255, 0, 255, 255, 255]]
+
+
+@pytest.mark.parametrize("value", [-1, 500, "40", True])
+def test_color_tolerance_must_be_a_distance(value) -> None:
+    cfg = {"taxonomy": "camvid11", "input": "colors", "color_tolerance": value,
+           "classes": {"road": [[128, 64, 128]]}}
+    with pytest.raises(MappingError, match="color_tolerance"):
+        mapping_from_dict(cfg)
+    with pytest.raises(MappingError, match="colors only"):
+        mapping_from_dict({"taxonomy": "camvid11", "input": "ids", "color_tolerance": 10,
+                           "classes": {"road": [3]}})

@@ -184,3 +184,29 @@ def test_color_jitter_and_shadow_keep_shape() -> None:
         assert shaded.shape == image.shape and shaded.dtype == np.uint8
         assert (shaded <= image).all(), "a shadow only darkens"
         assert (shaded < image).any()
+
+
+def test_aspect_stretches_the_window_not_the_output() -> None:
+    """aspect=4 at scale 1: the crop shows a quarter as many source columns as rows."""
+    cols = np.broadcast_to(np.arange(40, dtype=np.uint8), (40, 40)).copy()
+    rows = cols.T.copy()
+    image = np.zeros((40, 40, 3), np.uint8)
+    rng = np.random.default_rng(0)
+    _, c = scale_crop(image, cols, (40, 40), 1.0, rng, aspect=4.0)
+    _, r = scale_crop(image, rows, (40, 40), 1.0, np.random.default_rng(0), aspect=4.0)
+    assert c.shape == (40, 40)
+    assert len(np.unique(c)) <= 11          # 10 source columns stretched over 40
+    assert len(np.unique(r)) == 40          # all 40 source rows kept
+    _, same = scale_crop(image, cols, (40, 40), 1.0, np.random.default_rng(0))
+    assert np.array_equal(same, cols)       # aspect 1: the whole image, unchanged
+
+
+def test_train_augment_aspect_range_off_draws_nothing_extra() -> None:
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    img = np.random.default_rng(1).integers(0, 255, (30, 50, 3), dtype=np.uint8)
+    lab = np.zeros((30, 50), np.uint8)
+    a = TrainAugment((32, 24))(img, lab, rng_a)
+    b = TrainAugment((32, 24), aspect_range=(1.0, 1.0))(img, lab, rng_b)
+    assert np.array_equal(a[0], b[0])
+    with pytest.raises(ValueError, match="aspect_range"):
+        TrainAugment((32, 24), aspect_range=(2.0, 1.0))

@@ -20,7 +20,7 @@ from roadseg_ros.models.pspnet import _bin_pool
 NUM_CLASSES = 5
 # Small-but-real settings for the gradient tests (only FCN's fc6/fc7 width is reduced).
 TEST_KWARGS = {"fcn8s_vgg16": {"fc_channels": 64}}
-AUX_MODELS = {"pspnet_resnet18", "pspnet_resnet50", "roadnet_small"}
+AUX_MODELS = {"pspnet_resnet18", "pspnet_resnet50", "roadnet_small", "psp_lite0", "fcn8s_lite0"}
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
