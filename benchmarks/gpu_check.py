@@ -131,14 +131,14 @@ def gpu_plan() -> Plan:
     """
     return Plan(
         dry_run=False, device="cuda", budget_s=360.0,
-        timeouts={"environment": 60, "cuda_tests": 75, "node": 90, "train": 75, "export": 45,
+        timeouts={"environment": 60, "cuda_tests": 70, "node": 100, "train": 75, "export": 45,
                   "segmenter": 240},
         test_paths=["test"], test_filter="cuda",
         seg_models=None, seg_model_limit=None, seg_sizes=[(576, 160), (1242, 375), (1280, 720)],
         seg_key_size=(1242, 375),
         seg_batches=[1, 8], seg_precisions=["fp32", "fp16", "bf16"],
         seg_warmup=3, seg_min_iters=5, seg_iters=20, seg_max_seconds=1.0,
-        node_size=(1242, 375), node_frames=60, node_seconds=8.0, node_raw_seconds=5.0, node_threads=0,
+        node_size=(1242, 375), node_frames=50, node_seconds=6.0, node_raw_seconds=4.0, node_threads=0,
         train_model=None, train_size=(480, 360), train_scenes=800, train_batch=8, train_epochs=3,
         train_steps_per_epoch=100, train_workers=8,
         export_size=(1242, 375), export_timing_iters=30, use_tiny_checkpoint=False,

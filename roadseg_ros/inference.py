@@ -24,6 +24,7 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -306,7 +307,11 @@ class Segmenter:
         Thread-safe (calls are serialised); the returned arrays are never reused.
         """
         t_start = time.perf_counter()
-        with self._lock, torch.inference_mode():
+        # On CUDA, make this Segmenter's GPU the thread's current device: the timing events and
+        # the final synchronisation use the current device's stream, and a caller's thread (the
+        # node's worker) starts on cuda:0, so on cuda:1 they would miss the work entirely.
+        device_scope = torch.cuda.device(self.device) if self.device.type == "cuda" else nullcontext()
+        with self._lock, torch.inference_mode(), device_scope:
             return self._predict(image, color_order, with_confidence, with_drivable_prob, t_start)
 
     def _predict(self, image: np.ndarray, color_order: str, with_confidence: bool, with_drivable_prob: bool,
