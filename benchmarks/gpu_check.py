@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import importlib.util
 import json
 import os
@@ -93,6 +94,7 @@ class Plan:
     seg_min_iters: int
     seg_iters: int
     seg_max_seconds: float
+    seg_threads: int | None               # torch CPU threads (None: torch's default)
     node_size: tuple[int, int]
     node_frames: int
     node_seconds: float
@@ -139,7 +141,7 @@ def gpu_plan() -> Plan:
         seg_models=None, seg_model_limit=None, seg_sizes=[(576, 160), (1242, 375), (1280, 720)],
         seg_key_size=(1242, 375),
         seg_batches=[1, 8], seg_precisions=["fp32", "fp16", "bf16"],
-        seg_warmup=3, seg_min_iters=5, seg_iters=20, seg_max_seconds=1.0,
+        seg_warmup=3, seg_min_iters=5, seg_iters=20, seg_max_seconds=1.0, seg_threads=None,
         node_size=(1242, 375), node_frames=50, node_seconds=6.0, node_raw_seconds=4.0, node_threads=0,
         train_model=None, train_size=(480, 360), train_scenes=800, train_batch=8, train_epochs=3,
         train_steps_per_epoch=100, train_workers=8,
@@ -156,7 +158,7 @@ def dry_plan() -> Plan:
         test_paths=["test/test_inference.py"], test_filter="cuda",
         seg_models=None, seg_model_limit=1, seg_sizes=[(64, 48)], seg_key_size=(64, 48),
         seg_batches=[1, 2], seg_precisions=["fp32"],
-        seg_warmup=1, seg_min_iters=2, seg_iters=3, seg_max_seconds=0.2,
+        seg_warmup=1, seg_min_iters=2, seg_iters=3, seg_max_seconds=0.2, seg_threads=1,
         node_size=(128, 96), node_frames=5, node_seconds=1.5, node_raw_seconds=0.5, node_threads=1,
         train_model="tiny_segnet", train_size=(64, 48), train_scenes=12, train_batch=4, train_epochs=3,
         train_steps_per_epoch=3, train_workers=0,
@@ -165,6 +167,7 @@ def dry_plan() -> Plan:
 
 
 # =============================================================================== helpers (child side)
+@functools.cache
 def _load_bench(name: str):
     """Import ``benchmarks/<name>.py`` as a module (the folder is no package)."""
     spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
@@ -353,7 +356,15 @@ def stage_segmenter(ctx: StageContext) -> dict:
     from roadseg_ros.checkpoint import default_weights_path, load_checkpoint
     from roadseg_ros.models import DEFAULT_MODEL, list_models
 
+    if plan.seg_threads:  # one thread on a shared CPU: OpenMP threads otherwise wait on each other
+        torch.set_num_threads(plan.seg_threads)
     bench = _load_bench("bench_segmenter")
+    # bench_one builds a fresh random-weight checkpoint for every row; for FCN-8s/VGG16 that
+    # is seconds of CPU per row, 18 rows per model. The weights do not depend on the size
+    # (only the recorded input_size does), so build them once per model and reuse them.
+    build = bench.make_checkpoint
+    weights_of = functools.cache(lambda arch: build(arch, plan.seg_key_size))
+    bench.make_checkpoint = lambda arch, size: dataclasses.replace(weights_of(arch), input_size=size)
     deadline = time.monotonic() + max(5.0, timeout_s - 20.0)
     bundled = default_weights_path()
     bundled_arch = load_checkpoint(bundled).arch if bundled.is_file() else None
@@ -367,6 +378,7 @@ def stage_segmenter(ctx: StageContext) -> dict:
     device = torch.device(plan.device)
     rows_file = scratch / "segmenter_rows.jsonl"
     not_run: list[str] = []
+    errors: list[str] = []
     for arch, size, batch, precision in first + rest:
         label = f"{arch} {_size_text(size)} b{batch} {precision}"
         if time.monotonic() > deadline:
@@ -378,6 +390,7 @@ def stage_segmenter(ctx: StageContext) -> dict:
         except (RuntimeError, ValueError, TypeError) as exc:  # OOM, unsupported precision, bad model
             row = {"model": arch, "device": plan.device, "precision": precision, "size": _size_text(size),
                    "batch": batch, "error": _first_line(exc)}
+            errors.append(f"{label}: {row['error']}")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
         print(bench.one_line(row), flush=True)
@@ -386,6 +399,8 @@ def stage_segmenter(ctx: StageContext) -> dict:
     result: dict[str, Any] = {"models": models, "planned_rows": len(first) + len(rest), "not_run": not_run}
     if not_run:
         result["note"] = f"{len(not_run)} configuration(s) not measured: the stage's time box ran out"
+    if errors:
+        result["error"] = f"{len(errors)} configuration(s) failed, first: {errors[0]}"
     return result
 
 
@@ -580,7 +595,9 @@ def run_child(stage: str, config: Path, result_path: Path) -> int:
 
         traceback.print_exc()
         result = {"error": _first_line(exc)}
-    result_path.write_text(json.dumps(result, indent=1, default=str))
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=str))
+    tmp.replace(result_path)
     return 0 if "error" not in result else 1
 
 
@@ -597,6 +614,26 @@ def _kill_group(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _read_json(path: Path) -> dict | None:
+    """A stage's result file, or None when it is missing or was cut off mid-write."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_json_lines(path: Path) -> list[dict]:
+    """Complete JSON lines of ``path``; a last line cut off by a kill is dropped."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                break
+    return rows
 
 
 def run_stage(stage: str, plan: Plan, scratch: Path, timeout_s: float, log: IO[str],
@@ -621,13 +658,9 @@ def run_stage(stage: str, plan: Plan, scratch: Path, timeout_s: float, log: IO[s
         _kill_group(proc)
         status = "timeout"
     seconds = time.monotonic() - t0
-    result: dict[str, Any] = {}
-    if result_path.is_file():
-        result = json.loads(result_path.read_text())
-    if stage == "segmenter":
-        rows_file = scratch / "segmenter_rows.jsonl"
-        result["rows"] = ([json.loads(line) for line in rows_file.read_text().splitlines()]
-                          if rows_file.is_file() else [])
+    result = _read_json(result_path) or {}
+    if stage == "segmenter":  # rows as they were measured, also those before a time-out
+        result["rows"] = _read_json_lines(scratch / "segmenter_rows.jsonl")
     entry: dict[str, Any] = {"status": status, "seconds": round(seconds, 1), "timeout_s": round(timeout_s, 1),
                              "exit_code": proc.returncode, "result": result}
     if status == "timeout":
@@ -636,7 +669,7 @@ def run_stage(stage: str, plan: Plan, scratch: Path, timeout_s: float, log: IO[s
         entry["status"], entry["error"] = "failed", result["error"]
     elif proc.returncode != 0:
         entry["status"], entry["error"] = "failed", f"stage process exited with {proc.returncode}"
-    elif not result_path.is_file():
+    elif _read_json(result_path) is None:
         entry["status"], entry["error"] = "failed", "the stage wrote no result"
     return entry
 
@@ -658,7 +691,8 @@ def evaluate_targets(report: dict, plan: Plan) -> list[dict]:
     stages = report["stages"]
     rows = stages.get("segmenter", {}).get("result", {}).get("rows", [])
     env = stages.get("environment", {}).get("result", {})
-    default = env.get("default_model")
+    default = env.get("default_model") or next(iter(stages.get("segmenter", {}).get("result", {})
+                                                    .get("models", [])), None)
     key = _size_text(plan.seg_key_size)
     half = "fp16" if "fp16" in plan.seg_precisions else plan.seg_precisions[-1]
     targets: list[dict] = []
@@ -908,7 +942,8 @@ def main(argv: list[str] | None = None) -> int:
             with lock:
                 if stage == "environment":
                     state["weights"] = entry["result"].get("weights") or state["weights"]
-                    if not plan.dry_run and not entry["result"].get("cuda_available"):
+                    # only when the stage saw no CUDA; if it crashed, the other stages say what they can
+                    if not plan.dry_run and entry["result"].get("cuda_available") is False:
                         state["no_cuda"] = "skipped: CUDA is not available (see the environment stage)"
                 report["stages"][stage] = entry
                 print(f"[gpu_check] {stage}: {entry['status']} in {entry['seconds']:.1f} s"
