@@ -427,7 +427,9 @@ def stage_train(ctx: StageContext) -> dict:
 
     Validation is off so that each epoch's time is training alone; the first epoch
     (cuDNN autotuning, worker start-up) is left out of the rate when there are more.
-    Only synthetic scenes: ``../shared/data`` does not travel to the GPU machine.
+    Synthetic scenes, plus CamVid when a copy travelled with the checkout (``shared/data``
+    inside it; ``../shared/data`` beside it does not travel). The dry run stays synthetic,
+    so the test suite does not depend on the data.
     """
     plan, scratch, timeout_s = ctx.plan, ctx.scratch, ctx.timeout_s
     out = scratch / "train"
@@ -440,6 +442,10 @@ def stage_train(ctx: StageContext) -> dict:
            "--time-limit", f"{max(0.2, (timeout_s - 25) / 60):.2f}"]
     if model:
         cmd += ["--model", model]
+    camvid = [p for p in (ROOT / "shared" / "data" / "camvid", ROOT.parent / "shared" / "data" / "camvid")
+              if (p / "train").is_dir()]
+    if camvid and not plan.dry_run:
+        cmd += ["--data", f"camvid={camvid[0]}"]
     print("$", " ".join(cmd), flush=True)
     env = dict(os.environ, TQDM_DISABLE="1")
     proc = subprocess.run(cmd, cwd=ROOT, timeout=max(5.0, timeout_s - 5), env=env)
