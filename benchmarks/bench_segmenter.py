@@ -41,9 +41,9 @@ import torch
 
 from roadseg_ros.checkpoint import Checkpoint, model_from_checkpoint
 from roadseg_ros.classes import CAMVID11
+from roadseg_ros.config import parse_size, size_type
 from roadseg_ros.inference import Segmenter
 from roadseg_ros.models import DEFAULT_MODEL, build_model, list_models, main_output
-from roadseg_ros.tools.infer import parse_size
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -206,7 +206,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=None, help="models (default: every registered one)")
-    parser.add_argument("--sizes", nargs="+", type=parse_size, default=None, metavar="WxH",
+    parser.add_argument("--sizes", nargs="+", type=size_type(), default=None, metavar="WxH",
                         help=f"image = network sizes (default: {' '.join(DEFAULT_SIZES)})")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")

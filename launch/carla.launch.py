@@ -28,10 +28,22 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+#: Launch arguments that override the params file's parameter of the same name when not empty.
+OVERRIDES = ("weights", "device")
+
 #: Topics of the ego vehicle's front cameras (official bridge names; carla_bridge uses the same).
 RGB_IMAGE = "/carla/ego_vehicle/rgb_front/image"
 RGB_INFO = "/carla/ego_vehicle/rgb_front/camera_info"
 SEMANTIC_IMAGE = "/carla/ego_vehicle/semantic_segmentation_front/image"
+
+
+def given_overrides(context: LaunchContext, names: tuple[str, ...]) -> dict[str, ParameterValue]:
+    """The parameters the user set on the command line: empty arguments leave the params file's value.
+
+    value_type=str: a weights path such as ``2024.pt`` or a device ``0`` stays a string.
+    """
+    values = {name: LaunchConfiguration(name).perform(context) for name in names}
+    return {name: ParameterValue(value, value_type=str) for name, value in values.items() if value != ""}
 
 
 def _official_bridge_installed() -> bool:
@@ -87,6 +99,23 @@ def _bridge(context: LaunchContext):
     return [LogInfo(msg="roadseg_ros: carla_ros_bridge not used; starting roadseg_ros carla_bridge"), own]
 
 
+def _segmentation(context: LaunchContext) -> list[Node]:
+    """The segmentation node on the RGB camera, built when the launch runs (the given arguments known)."""
+    return [Node(
+        package="roadseg_ros",
+        executable="segmentation_node",
+        name="roadseg",
+        output="screen",
+        emulate_tty=True,
+        parameters=[
+            LaunchConfiguration("params_file"),
+            given_overrides(context, OVERRIDES),
+            {"camera_height_m": 2.0, "use_sim_time": True},    # the bridges mount the front camera 2 m up
+        ],
+        remappings=[("image", RGB_IMAGE), ("camera_info", RGB_INFO)],
+    )]
+
+
 def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument("host", default_value="localhost", description="CARLA simulator host."),
@@ -107,9 +136,10 @@ def generate_launch_description() -> LaunchDescription:
             default_value=PathJoinSubstitution([FindPackageShare("roadseg_ros"), "config", "roadseg.yaml"]),
             description="YAML file with the segmentation node's parameters."),
         DeclareLaunchArgument("weights", default_value="",
-                              description="Checkpoint (.pt); empty: the bundled default weights."),
-        DeclareLaunchArgument("device", default_value="auto",
-                              description="Where the network runs: auto, cpu, cuda or cuda:N."),
+                              description="Checkpoint (.pt); empty: as the params file says."),
+        DeclareLaunchArgument("device", default_value="",
+                              description="Where the network runs: auto, cpu, cuda or cuda:N; empty: as the "
+                                          "params file says."),
         DeclareLaunchArgument("carla_labels", default_value="palette",
                               choices=["palette", "pre_0914", "post_0914"],
                               description="How the semantic images encode CARLA's labels: CityScapes-palette "
@@ -117,23 +147,6 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
                               description="Also start RViz with config/roadseg.rviz."),
     ]
-    segmentation = Node(
-        package="roadseg_ros",
-        executable="segmentation_node",
-        name="roadseg",
-        output="screen",
-        emulate_tty=True,
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "weights": ParameterValue(LaunchConfiguration("weights"), value_type=str),
-                "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
-                "camera_height_m": 2.0,      # the bridges mount the front camera 2 m up
-                "use_sim_time": True,
-            },
-        ],
-        remappings=[("image", RGB_IMAGE), ("camera_info", RGB_INFO)],
-    )
     evaluator = Node(
         package="roadseg_ros",
         executable="carla_evaluator",
@@ -155,4 +168,5 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[{"use_sim_time": True}],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )
-    return LaunchDescription([*arguments, OpaqueFunction(function=_bridge), segmentation, evaluator, rviz])
+    return LaunchDescription([*arguments, OpaqueFunction(function=_bridge),
+                              OpaqueFunction(function=_segmentation), evaluator, rviz])

@@ -3,19 +3,49 @@
     ros2 launch roadseg_ros roadseg.launch.py image_topic:=/camera/image_raw \
         camera_info_topic:=/camera/camera_info device:=cuda
 
-The node reads its defaults from config/roadseg.yaml (``params_file``); ``weights``,
-``device`` and ``precision`` given here override that file. Outputs appear under
+The node reads its parameters from config/roadseg.yaml (``params_file``). ``weights``,
+``device`` and ``precision`` override that file only when given here: their empty
+defaults mean "as the params file says". Outputs appear under
 ``<namespace>/roadseg/`` (mask, overlay, color_mask, confidence, drivable_area,
 drivable_grid) and /diagnostics.
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+#: Launch arguments that override the params file's parameter of the same name when not empty.
+OVERRIDES = ("weights", "device", "precision")
+
+
+def given_overrides(context: LaunchContext, names: tuple[str, ...]) -> dict[str, ParameterValue]:
+    """The parameters the user set on the command line: empty arguments leave the params file's value.
+
+    value_type=str: a weights path such as ``2024.pt`` or a device ``0`` stays a string.
+    """
+    values = {name: LaunchConfiguration(name).perform(context) for name in names}
+    return {name: ParameterValue(value, value_type=str) for name, value in values.items() if value != ""}
+
+
+def _segmentation(context: LaunchContext) -> list[Node]:
+    """The node, built when the launch runs: only then are the given arguments known."""
+    return [Node(
+        package="roadseg_ros",
+        executable="segmentation_node",
+        name="roadseg",
+        namespace=LaunchConfiguration("namespace"),
+        output="screen",
+        emulate_tty=True,
+        parameters=[LaunchConfiguration("params_file"), given_overrides(context, OVERRIDES)],
+        remappings=[
+            ("image", LaunchConfiguration("image_topic")),
+            ("camera_info", LaunchConfiguration("camera_info_topic")),
+        ],
+    )]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -35,38 +65,18 @@ def generate_launch_description() -> LaunchDescription:
             description="YAML file with the node's parameters."),
         DeclareLaunchArgument(
             "weights", default_value="",
-            description="Checkpoint (.pt) to load; empty: the bundled default weights."),
+            description="Checkpoint (.pt) to load; empty: as the params file says (there: empty means the "
+                        "bundled default weights)."),
         DeclareLaunchArgument(
-            "device", default_value="auto",
-            description="Where the network runs: auto, cpu, cuda or cuda:N."),
+            "device", default_value="",
+            description="Where the network runs: auto, cpu, cuda or cuda:N; empty: as the params file says."),
         DeclareLaunchArgument(
-            "precision", default_value="fp32", choices=["fp32", "fp16", "bf16"],
-            description="Network precision (fp16 needs CUDA)."),
+            "precision", default_value="", choices=["", "fp32", "fp16", "bf16"],
+            description="Network precision (fp16 needs CUDA); empty: as the params file says."),
         DeclareLaunchArgument(
             "rviz", default_value="false", choices=["true", "false"],
             description="Also start RViz with config/roadseg.rviz."),
     ]
-    segmentation = Node(
-        package="roadseg_ros",
-        executable="segmentation_node",
-        name="roadseg",
-        namespace=LaunchConfiguration("namespace"),
-        output="screen",
-        emulate_tty=True,
-        parameters=[
-            LaunchConfiguration("params_file"),
-            # value_type=str: an empty argument (weights) stays "" instead of failing YAML typing.
-            {
-                "weights": ParameterValue(LaunchConfiguration("weights"), value_type=str),
-                "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
-                "precision": ParameterValue(LaunchConfiguration("precision"), value_type=str),
-            },
-        ],
-        remappings=[
-            ("image", LaunchConfiguration("image_topic")),
-            ("camera_info", LaunchConfiguration("camera_info_topic")),
-        ],
-    )
     rviz = Node(
         package="rviz2",
         executable="rviz2",
@@ -74,4 +84,4 @@ def generate_launch_description() -> LaunchDescription:
         arguments=["-d", PathJoinSubstitution([FindPackageShare("roadseg_ros"), "config", "roadseg.rviz"])],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )
-    return LaunchDescription([*arguments, segmentation, rviz])
+    return LaunchDescription([*arguments, OpaqueFunction(function=_segmentation), rviz])

@@ -271,7 +271,5 @@ def model_from_checkpoint(ckpt: Checkpoint | str | os.PathLike,
     return model.float().to(device).eval()
 
 
-def default_weights_path() -> Path:
-    """The bundled checkpoint's location (``roadseg_ros/weights/roadseg_default.pt``; may not exist yet)."""
-    return Path(__file__).resolve().parent / "weights" / "roadseg_default.pt"
-
+# Temporary, until issue 11's evaluate.py is rebased onto the restructure: its home is config.
+from roadseg_ros.config import default_weights_path  # noqa: E402, F401

@@ -7,6 +7,7 @@ synthetic scene generator agree on one set of class ids.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: Label value ignored by losses and metrics (unlabelled / not evaluated pixels).
@@ -72,3 +73,28 @@ def get_taxonomy(name: str) -> Taxonomy:
         return TAXONOMIES[name]
     except KeyError:
         raise ValueError(f"unknown taxonomy {name!r}; valid names: {', '.join(sorted(TAXONOMIES))}") from None
+
+
+def parse_class_list(text: str, names: Sequence[str], default: Sequence[int]) -> list[int]:
+    """Class ids from a comma-separated list of ids or names (``"road, 7"``), sorted, unique.
+
+    Empty text means ``default`` (e.g. the checkpoint's drivable classes). A name the model
+    does not have, or an id beyond its classes, raises ValueError naming the valid ones:
+    a typo here would otherwise silently make nothing drivable.
+    """
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items:
+        return list(default)
+    ids = []
+    for item in items:
+        if item.isdigit():
+            cid = int(item)
+            if cid >= len(names):
+                raise ValueError(f"class id {cid} is out of range (the model has {len(names)} classes: "
+                                 f"0..{len(names) - 1})")
+        elif item in names:
+            cid = list(names).index(item)
+        else:
+            raise ValueError(f"no class {item!r}; the model's classes: {', '.join(names)}")
+        ids.append(cid)
+    return sorted(set(ids))

@@ -63,12 +63,6 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _missing_weights_message(path: Path) -> str:
-    return (f"the bundled weights are missing: {path} does not exist. Train them with\n"
-            f"  roadseg-train --data camvid=../shared/data/camvid --output runs/train\n"
-            f"and copy runs/train/best.pt to {path}, or pass --weights FILE.")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; 0 on success, 1 with one error message otherwise."""
     args = build_parser().parse_args(argv)
@@ -79,13 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.frames == 0 and args.source == "synthetic":
         return _fail("--frames 0 (until the source ends) needs a video or image folder: "
                      "the synthetic camera never ends")
-    from roadseg_ros.checkpoint import default_weights_path
+    from roadseg_ros.config import ConfigError, resolve_weights
 
-    weights = args.weights if args.weights is not None else default_weights_path()
-    if not weights.is_file():
-        if args.weights is None:
-            return _fail(_missing_weights_message(weights))
-        return _fail(f"--weights {weights} does not exist")
+    try:
+        weights = resolve_weights(args.weights)
+    except ConfigError as exc:
+        return _fail(str(exc))
     # Imports that pull in rclpy and torch come after the cheap checks.
     import rclpy
     from rclpy.context import Context
@@ -93,9 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rclpy.parameter import Parameter
     from tqdm import tqdm
 
-    from roadseg_ros.nodes.camera_source import CameraSource, SourceError
+    from roadseg_ros.nodes.camera_source import CameraSource
     from roadseg_ros.nodes.recorder import Recorder
-    from roadseg_ros.nodes.segmentation_node import SegmentationNode, configure_process
+    from roadseg_ros.nodes.segmentation_node import SegmentationNode
+    from roadseg_ros.pipeline import configure_process
 
     configure_process()   # three nodes share this process (and its GIL) with the inference worker
     output = args.output.expanduser()
@@ -112,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Parameter("width", value=args.width), Parameter("height", value=args.height),
                 Parameter("loop", value=False), Parameter("wait_for_subscribers", value=True),
                 Parameter("frame_id", value="demo_camera")])
-        except (SourceError, ValueError) as exc:
+        except ConfigError as exc:
             return _fail(str(exc))
         nodes.append(camera)
         try:

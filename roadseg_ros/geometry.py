@@ -160,6 +160,18 @@ class GridSpec:
         return np.broadcast_to(x[None, :], (rows, cols)), np.broadcast_to(y[:, None], (rows, cols))
 
 
+def intrinsics_from_fov(width: int, height: int, fov_deg: float) -> np.ndarray:
+    """3x3 pinhole camera matrix K of an ideal camera: square pixels, principal point at the image
+    centre, horizontal field of view ``fov_deg``. That is how CARLA describes its cameras (and how
+    its official ROS bridge builds K), and what the camera source publishes without calibration."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if not 0.0 < fov_deg < 180.0:
+        raise ValueError(f"horizontal field of view must be in (0, 180) degrees, got {fov_deg}")
+    f = width / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
+    return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]], dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class GroundCamera:
     """A pinhole camera ``height_m`` above flat ground, pitched down by ``pitch_rad``.

@@ -34,14 +34,16 @@ import torch.nn.functional as F
 
 from roadseg_ros import allocator
 from roadseg_ros.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
+from roadseg_ros.config import DEVICE_CHOICES, PRECISIONS
 from roadseg_ros.models import fuse_conv_bn, main_output
 
-__all__ = ["PRECISIONS", "COLOR_ORDERS", "Prediction", "Segmenter", "resolve_device"]
+__all__ = ["DTYPES", "COLOR_ORDERS", "Prediction", "Segmenter", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
-#: Valid ``precision`` values and the torch dtype the network runs in.
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: The torch dtype the network runs in, per precision name (the names: ``config.PRECISIONS``).
+DTYPES: dict[str, torch.dtype] = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16),
+                                          strict=True))
 #: Valid ``color_order`` values of :meth:`Segmenter.predict`.
 COLOR_ORDERS = ("rgb", "bgr")
 
@@ -94,20 +96,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
             raise ValueError(f"device {device!r} does not exist: {count} CUDA device(s), valid indices "
                              f"0..{count - 1}")
         return torch.device("cuda", index)
-    raise ValueError(f"invalid device {device!r}; valid choices: auto, cpu, cuda, cuda:N")
+    raise ValueError(f"invalid device {device!r}; valid choices: {DEVICE_CHOICES}")
 
 
 def _check_precision(precision: str, device: torch.device) -> torch.dtype:
     """Validate ``precision`` for ``device`` and return the compute dtype."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"invalid precision {precision!r}; valid choices: {', '.join(PRECISIONS)}")
+    if precision not in DTYPES:
+        raise ValueError(f"invalid precision {precision!r}; valid choices: {', '.join(DTYPES)}")
     if device.type == "cpu" and precision == "fp16":
         raise ValueError("precision 'fp16' is not supported on the CPU (half-precision convolutions are "
                          "slow or missing there); use 'fp32' or 'bf16' on device 'cpu', or a CUDA device")
     if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"precision 'bf16' is not supported by {torch.cuda.get_device_name(device)} "
                          f"({device}); use 'fp16' or 'fp32'")
-    return PRECISIONS[precision]
+    return DTYPES[precision]
 
 
 def _parse_size(size: Sequence[int] | None, what: str) -> tuple[int, int] | None:

@@ -29,22 +29,33 @@ Definitions (all pixels whose ground truth is ``ignore_index`` are left out):
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from roadseg_ros.classes import IGNORE_INDEX
 
-ArrayLike = np.ndarray | torch.Tensor
+# torch is not imported here: a tensor can only exist once its caller imported torch, so
+# the live-scoring node (numpy masks) does not pay for torch, and training still gets
+# on-device counting.
+if TYPE_CHECKING:
+    import torch
+
+    ArrayLike = np.ndarray | torch.Tensor
 
 #: Number of probability levels of the KITTI-style histogram (8-bit probabilities).
 KITTI_LEVELS = 256
 
 
+def _is_tensor(a: object) -> bool:
+    torch_module = sys.modules.get("torch")
+    return torch_module is not None and isinstance(a, torch_module.Tensor)
+
+
 def _to_numpy_int(a: ArrayLike) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
+    if _is_tensor(a):
         return a.detach().cpu().numpy()
     return np.asarray(a)
 
@@ -77,7 +88,9 @@ class ConfusionMatrix:
         if tuple(target.shape) != tuple(pred.shape):
             raise ValueError(f"target shape {tuple(target.shape)} != prediction shape {tuple(pred.shape)}")
         n = self.num_classes
-        if isinstance(target, torch.Tensor) and isinstance(pred, torch.Tensor):
+        if _is_tensor(target) and _is_tensor(pred):
+            import torch
+
             t = target.reshape(-1).long()
             p = pred.reshape(-1).long().to(t.device)
             keep = t != self.ignore_index
@@ -143,7 +156,8 @@ def pixel_accuracy(matrix: np.ndarray) -> float:
     return float(np.trace(m) / total) if total > 0 else math.nan
 
 
-def _prf(tp: float, fp: float, fn: float) -> dict[str, float]:
+def prf_from_counts(tp: float, fp: float, fn: float) -> dict[str, float]:
+    """Precision, recall, F1 and IoU of the positive class from pixel counts; NaN where undefined."""
     precision = tp / (tp + fp) if tp + fp > 0 else math.nan
     recall = tp / (tp + fn) if tp + fn > 0 else math.nan
     if tp + fp > 0 and tp + fn > 0 and precision + recall > 0:
@@ -170,7 +184,23 @@ def binary_scores(matrix: np.ndarray, positive_classes: Iterable[int]) -> dict[s
     tp = m[np.ix_(is_pos, is_pos)].sum()
     fn = m[np.ix_(is_pos, ~is_pos)].sum()
     fp = m[np.ix_(~is_pos, is_pos)].sum()
-    return _prf(float(tp), float(fp), float(fn))
+    return prf_from_counts(float(tp), float(fp), float(fn))
+
+
+def binary_counts(pred: ArrayLike, truth: ArrayLike, valid: ArrayLike | None = None) -> dict[str, int]:
+    """True/false positive and negative pixel counts of two bool masks (``valid`` selects the
+    pixels that count). Counts, not ratios, so running totals over many frames stay exact."""
+    pred = np.asarray(_to_numpy_int(pred), dtype=bool)
+    truth = np.asarray(_to_numpy_int(truth), dtype=bool)
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from ground truth shape {truth.shape}")
+    if valid is not None:
+        keep = np.asarray(_to_numpy_int(valid), dtype=bool)
+        pred, truth = pred[keep], truth[keep]
+    tp = int(np.count_nonzero(pred & truth))
+    fp = int(np.count_nonzero(pred & ~truth))
+    fn = int(np.count_nonzero(~pred & truth))
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": int(pred.size - tp - fp - fn)}
 
 
 class RoadProbabilityHistogram:

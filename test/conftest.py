@@ -10,6 +10,7 @@ import os
 import random
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
@@ -55,3 +56,26 @@ def save_tiny_checkpoint():
         return save_checkpoint(ckpt, path)
 
     return save
+
+
+def _write_frame_folder(folder, n: int) -> list[np.ndarray]:
+    """n distinct BGR frames as PNGs whose sorted order differs from creation order."""
+    import cv2
+
+    folder.mkdir()
+    frames = []
+    for i in range(n):
+        frame = np.zeros((30, 40, 3), np.uint8)
+        frame[..., 0] = 20 * i
+        frame[i, :, 2] = 255
+        frames.append(frame)
+    for i in reversed(range(n)):
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), frames[i])
+    (folder / "notes.txt").write_text("not an image")
+    return frames
+
+
+@pytest.fixture(scope="session")
+def write_frame_folder():
+    """Factory: ``(folder, n)`` writes n distinct 40x30 BGR PNG frames (plus a text file) and returns them."""
+    return _write_frame_folder

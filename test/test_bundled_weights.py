@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from roadseg_ros.checkpoint import default_weights_path, load_checkpoint
+from roadseg_ros.checkpoint import load_checkpoint
 from roadseg_ros.classes import CAMVID11
+from roadseg_ros.config import default_weights_path
 from roadseg_ros.data.synthetic import render_scene
 from roadseg_ros.inference import Segmenter
 from roadseg_ros.models import DEFAULT_MODEL

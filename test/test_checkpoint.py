@@ -14,7 +14,6 @@ from roadseg_ros.checkpoint import (
     FORMAT,
     Checkpoint,
     CheckpointError,
-    default_weights_path,
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
@@ -253,12 +252,6 @@ def test_big_architecture_checked_without_building_it_for_real(tmp_path):
     ckpt = _checkpoint()
     ckpt.arch, ckpt.state_dict = "pspnet_resnet50", sd
     _assert_error(save_checkpoint(ckpt, tmp_path / "m.pt"), "missing keys: ")
-
-
-def test_default_weights_path():
-    path = default_weights_path()
-    assert path.parts[-3:] == ("roadseg_ros", "weights", "roadseg_default.pt")
-    assert path.is_absolute()
 
 
 @pytest.mark.parametrize("arch", [a for a in list_models() if a != "pspnet_resnet50"])  # 50: same code as 18

@@ -17,6 +17,7 @@ from roadseg_ros.geometry import (
     analyze_drivable,
     drivable_from_mask,
     drivable_grid,
+    intrinsics_from_fov,
     main_region,
     sample_rows,
 )
@@ -189,3 +190,14 @@ def test_grid_pose_maps_cells_onto_the_ground() -> None:
     u, v, _ = cam.ground_to_pixel(np.array(12.0), np.array(-1.0))
     assert cam.fx * p[0] / p[2] + cam.cx == pytest.approx(float(u))
     assert cam.fy * p[1] / p[2] + cam.cy == pytest.approx(float(v))
+
+
+def test_intrinsics_from_fov():
+    K = intrinsics_from_fov(800, 600, 90.0)
+    assert K[0, 0] == pytest.approx(400.0) and K[1, 1] == pytest.approx(400.0)
+    assert (K[0, 2], K[1, 2]) == (400.0, 300.0)
+    # A point at the image's right edge lies at half the FOV off the optical axis.
+    K2 = intrinsics_from_fov(640, 360, 70.0)
+    assert math.degrees(math.atan((640 - K2[0, 2]) / K2[0, 0])) == pytest.approx(35.0)
+    with pytest.raises(ValueError, match=r"\(0, 180\)"):
+        intrinsics_from_fov(640, 360, 180.0)

@@ -10,6 +10,7 @@ of it. Where ``launch`` is importable, a launch_testing-style smoke test also lo
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import re
@@ -23,6 +24,7 @@ from rclpy.context import Context
 from rclpy.parameter import Parameter
 
 from roadseg_ros.nodes import camera_source, carla_bridge, carla_evaluator, recorder
+from roadseg_ros.nodes.params import TABLES, yaml_text
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -57,18 +59,9 @@ def cmake_installed_dirs() -> set[str]:
     return dirs
 
 
-def segmentation_parameters() -> dict[str, object]:
-    from roadseg_ros.nodes.params import PARAMS
-    return {p.name: p.default for p in PARAMS}
-
-
 def declared_defaults(executable: str) -> dict[str, object]:
     """Declared parameters (name -> default) of one of our node executables."""
-    if executable == "segmentation_node":
-        return segmentation_parameters()
-    modules = {"camera_source": camera_source, "recorder": recorder, "carla_bridge": carla_bridge,
-               "carla_evaluator": carla_evaluator}
-    return dict(modules[executable].DEFAULT_PARAMETERS)
+    return TABLES[executable].defaults()
 
 
 # ----------------------------------------------------------------------------- launch file model
@@ -107,9 +100,33 @@ def _kw(call: ast.Call, name: str, pos: int | None = None):
     return None
 
 
+class _GivenArgument:
+    """What ``LaunchConfiguration(name)`` is inside a launch-time function: the given value or the default."""
+
+    def __init__(self, launch_file: LaunchFile, name: str) -> None:
+        self.launch_file, self.name = launch_file, name
+
+    def perform(self, context) -> str:
+        lf = self.launch_file
+        if self.name in lf.given:
+            return lf.given[self.name]
+        return str(lf.value(lf.arguments[self.name]["default"]))
+
+
+def _parameter_value(value, value_type=None):
+    return value_type(value) if value_type is not None else yaml.safe_load(str(value))
+
+
 class LaunchFile:
-    def __init__(self, path: Path):
+    """A launch file read as a syntax tree, its arguments at their defaults except those in ``given``.
+
+    Module-level helper functions the launch file calls at launch time (``given_overrides``)
+    are run for real, with ``LaunchConfiguration(...).perform`` answering from ``given``.
+    """
+
+    def __init__(self, path: Path, given: dict[str, str] | None = None):
         self.path = path
+        self.given = dict(given or {})
         self.tree = ast.parse(path.read_text(), filename=str(path))
         self.constants = {t.id: n.value for n in self.tree.body if isinstance(n, ast.Assign)
                           for t in n.targets if isinstance(t, ast.Name)}
@@ -137,7 +154,14 @@ class LaunchFile:
             if name == "LaunchConfiguration":
                 arg = ast.literal_eval(expr.args[0])
                 assert arg in self.arguments, f"{self.path.name}: argument {arg!r} is not declared"
+                if arg in self.given:
+                    return self.given[arg]
                 return self.value(self.arguments[arg]["default"])
+            if name == "given_overrides":
+                # (the context argument is a local name: the stand-ins do not need it)
+                args = [self.value(a) if not isinstance(a, ast.Name) or a.id in self.constants else None
+                        for a in expr.args]
+                return self.run_helper(name, *args)
             if name == "ParameterValue":
                 raw = self.value(expr.args[0])
                 vtype = _kw(expr, "value_type")
@@ -153,6 +177,16 @@ class LaunchFile:
             if name == "FindPackageShare":
                 return PackageFile(ast.literal_eval(expr.args[0]), "")
         raise UnresolvedError(ast.unparse(expr))
+
+    def run_helper(self, name: str, *args):
+        """Run the launch file's module-level function ``name`` (launch's classes replaced by stand-ins)."""
+        func = next(n for n in self.tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+        namespace = {"LaunchConfiguration": lambda arg: _GivenArgument(self, arg),
+                     "ParameterValue": _parameter_value, "LaunchContext": object}
+        code = ast.Module(body=[func], type_ignores=[])
+        flags = __future__.annotations.compiler_flag     # its annotations name launch types: not evaluated
+        exec(compile(ast.fix_missing_locations(code), str(self.path), "exec", flags=flags), namespace)
+        return namespace[name](*args)
 
     def nodes(self) -> list[LaunchNode]:
         out = []
@@ -287,12 +321,9 @@ def _start(node: LaunchNode, context: Context, weights: Path):
     overrides = []
     for entry in node.parameters:
         if isinstance(entry, dict):
-            for key, value in entry.items():
-                if key == "weights":
-                    value = str(weights)
-                if key == "device":
-                    value = "cpu"
-                overrides.append(Parameter(key, value=value))
+            overrides += [Parameter(key, value=value) for key, value in entry.items()]
+    if node.executable == "segmentation_node":     # a small model on this machine's CPU
+        overrides += [Parameter("weights", value=str(weights)), Parameter("device", value="cpu")]
     cli = ["--ros-args"] + [a for src, dst in node.remappings for a in ("-r", f"{src}:={dst}")]
     kwargs = {"context": context, "cli_args": cli, "parameter_overrides": overrides,
               "namespace": node.namespace or "/"}
@@ -371,6 +402,41 @@ def test_rviz_displays_show_topics_the_node_publishes(context, tiny_weights):
         assert publishers[topic] == "OccupancyGrid"
     for topic in topics["rviz_default_plugins/Image"]:
         assert publishers[topic] == "Image"
+
+
+# ----------------------------------------------------------------------------- params file vs arguments
+def _effective_parameters(lf: LaunchFile, context: Context) -> dict:
+    """Start the launch file's segmentation node for real, its parameters as launch_ros passes them:
+    the params file (``--params-file``), then the dict entries in order (later ones win)."""
+    node = next(n for n in lf.nodes() if n.executable == "segmentation_node")
+    assert isinstance(node.parameters[0], str), "the params file comes first"
+    overrides = [Parameter(k, value=v) for entry in node.parameters[1:] for k, v in entry.items()
+                 if k not in IMPLICIT_PARAMETERS]
+    from roadseg_ros.nodes.segmentation_node import SegmentationNode
+    ros_node = SegmentationNode("roadseg", context=context, parameter_overrides=overrides,
+                                cli_args=["--ros-args", "--params-file", node.parameters[0]])
+    try:
+        return {name: ros_node.get_parameter(name).value for name in ("device", "weights", "precision")}
+    finally:
+        ros_node.destroy_node()
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=[p.name for p in LAUNCH_FILES])
+def test_a_device_in_the_params_file_reaches_the_node_unless_the_argument_is_given(path, tmp_path, context,
+                                                                                   tiny_weights):
+    """The trap of issue 12: launch files used to pass device/weights/precision after the params file
+    always, so a ``device:`` set in the YAML never took effect under ``ros2 launch``."""
+    params_file = tmp_path / "deployment.yaml"
+    params_file.write_text(yaml_text(TABLES["segmentation_node"],
+                                     {"device": "cpu", "weights": str(tiny_weights)}))
+    not_given = LaunchFile(path, given={"params_file": str(params_file)})
+    effective = _effective_parameters(not_given, context)
+    assert effective["device"] == "cpu" and effective["weights"] == str(tiny_weights)
+    # Given on the command line, the argument wins over the file (which now says "auto").
+    params_file.write_text(yaml_text(TABLES["segmentation_node"], {"weights": str(tiny_weights)}))
+    assert _effective_parameters(not_given, context)["device"] == "auto"
+    given = LaunchFile(path, given={"params_file": str(params_file), "device": "cpu"})
+    assert _effective_parameters(given, context)["device"] == "cpu"
 
 
 # ----------------------------------------------------------------------------- launch smoke

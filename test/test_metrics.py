@@ -11,10 +11,12 @@ import torch
 from roadseg_ros.metrics import (
     ConfusionMatrix,
     RoadProbabilityHistogram,
+    binary_counts,
     binary_scores,
     iou_per_class,
     mean_iou,
     pixel_accuracy,
+    prf_from_counts,
     segmentation_report,
 )
 
@@ -145,3 +147,25 @@ def test_kitti_no_road_pixels_gives_nan():
     h = RoadProbabilityHistogram()
     h.update(np.zeros((2, 2)), np.zeros((2, 2), dtype=bool))
     assert math.isnan(h.scores()["max_f"])
+
+
+def test_binary_counts_and_prf_from_counts_by_hand():
+    pred = np.array([[1, 1, 0, 0]], bool)
+    truth = np.array([[1, 0, 1, 0]], bool)
+    counts = binary_counts(pred, truth)
+    assert counts == {"tp": 1, "fp": 1, "fn": 1, "tn": 1}
+    scores = prf_from_counts(counts["tp"], counts["fp"], counts["fn"])
+    assert scores == {"iou": pytest.approx(1 / 3), "precision": 0.5, "recall": 0.5, "f1": 0.5}
+    assert math.isnan(prf_from_counts(0, 0, 0)["iou"])
+    valid = np.array([[True, True, False, True]])
+    assert binary_counts(pred, truth, valid) == {"tp": 1, "fp": 1, "fn": 0, "tn": 1}
+
+
+def test_metrics_import_no_torch():
+    """The live-scoring node uses these functions; torch is paid for only by callers that hold tensors."""
+    import subprocess
+    import sys
+
+    code = "import sys, roadseg_ros.metrics; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr[-1000:]

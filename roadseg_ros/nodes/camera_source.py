@@ -17,121 +17,20 @@ field of view ``fov_deg`` (how CARLA cameras are described).
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
-import cv2
-import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from roadseg_ros.carla_utils import camera_info_fields
-from roadseg_ros.image_codec import SUPPORTED_ENCODINGS, fill_image_msg
-from roadseg_ros.nodes.common import declare_defaults
+from roadseg_ros.config import ConfigError
+from roadseg_ros.frames import FrameSource, SourceError
+from roadseg_ros.image_codec import fill_image_msg
+from roadseg_ros.nodes.common import run_node
+from roadseg_ros.nodes.messages import camera_info_msg
+from roadseg_ros.nodes.params import CAMERA_SOURCE, declare_parameters
 
-#: File name endings read from an image folder.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
-
-#: Default parameters (name -> value); the launch-file test checks launch files against these.
-DEFAULT_PARAMETERS: dict[str, object] = {
-    "source": "synthetic",
-    "rate_hz": 10.0,
-    "width": 0,              # 0: the source's own size (synthetic: 640)
-    "height": 0,             # 0: the source's own size (synthetic: 360)
-    "frame_id": "camera",
-    "encoding": "bgr8",
-    "loop": True,
-    "max_frames": 0,         # 0: endless (or until a non-looping source ends)
-    "fov_deg": 90.0,
-    "camera_matrix": [0.0],  # 9 values (row-major K) override fov_deg; [0.0]: unset
-    "reliability": "reliable",
-    "qos_depth": 5,
-    "seed": 0,
-    "speed_mps": 8.0,        # synthetic: how fast the virtual car drives down the road
-    "wait_for_subscribers": False,  # hold frame 0 until image and camera_info have subscribers (replays)
-}
-
-
-class SourceError(RuntimeError):
-    """A frame source that cannot be opened or read; the message names it."""
-
-
-class FrameSource:
-    """Iterates BGR uint8 frames from one of the three kinds of source (no ROS here)."""
-
-    def __init__(self, source: str, *, width: int = 0, height: int = 0, loop: bool = True, seed: int = 0,
-                 metres_per_frame: float = 0.8):
-        self.source = source
-        self.metres_per_frame = float(metres_per_frame)
-        self.width, self.height = int(width), int(height)
-        self.loop = loop
-        self.seed = int(seed)
-        if (self.width > 0) != (self.height > 0):
-            raise SourceError(f"set both width and height (or neither), got {self.width}x{self.height}")
-        if source == "synthetic":
-            self.kind = "synthetic"
-            self._files: list[Path] = []
-            from roadseg_ros.data.synthetic import render_scene  # torch-free, only needed here
-            self._render = render_scene
-            return
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise SourceError(f"camera source {source!r} does not exist; give 'synthetic', a video file "
-                              f"or a folder of images ({', '.join(IMAGE_EXTENSIONS)})")
-        if path.is_dir():
-            self.kind = "folder"
-            self._files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not self._files:
-                raise SourceError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        else:
-            self.kind = "video"
-            capture = cv2.VideoCapture(str(path))
-            ok = capture.isOpened()
-            ok = ok and capture.read()[0]
-            capture.release()
-            if not ok:
-                raise SourceError(f"video file {path} cannot be opened or holds no frames "
-                                  "(unsupported format or corrupt)")
-        self.path = path
-
-    def _fit(self, frame: np.ndarray) -> np.ndarray:
-        if self.width > 0 and (frame.shape[1], frame.shape[0]) != (self.width, self.height):
-            frame = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
-        return frame
-
-    def frames(self) -> Iterator[np.ndarray]:
-        """Yield frames (BGR, HxWx3 uint8) until the source ends (endless if it loops)."""
-        if self.kind == "synthetic":
-            w, h = (self.width, self.height) if self.width > 0 else (640, 360)
-            i = 0
-            while True:
-                # One road, driven along: frame i is i * metres_per_frame further down it.
-                rgb, _ = self._render(self.seed, width=w, height=h, distance=i * self.metres_per_frame)
-                yield np.ascontiguousarray(rgb[..., ::-1])
-                i += 1
-        while True:
-            if self.kind == "folder":
-                for f in self._files:
-                    frame = cv2.imread(str(f), cv2.IMREAD_COLOR)
-                    if frame is None:
-                        raise SourceError(f"image {f} cannot be read (corrupt or not an image)")
-                    yield self._fit(frame)
-            else:
-                capture = cv2.VideoCapture(str(self.path))
-                try:
-                    while True:
-                        ok, frame = capture.read()
-                        if not ok:
-                            break
-                        yield self._fit(frame)
-                finally:
-                    capture.release()
-            if not self.loop:
-                return
+__all__ = ["CameraSource", "FrameSource", "SourceError", "main"]
 
 
 class CameraSource(Node):
@@ -141,24 +40,18 @@ class CameraSource(Node):
     ended; ``main`` exits then, and the demo watches it.
     """
 
-    def __init__(self, **node_kwargs) -> None:
+    def __init__(self, **node_kwargs: Any) -> None:
         node_kwargs.setdefault("node_name", "camera_source")
         super().__init__(**node_kwargs)
-        p = declare_defaults(self, DEFAULT_PARAMETERS)
-        if p["rate_hz"] <= 0:
-            raise ValueError(f"rate_hz must be > 0, got {p['rate_hz']}")
-        if p["encoding"] not in SUPPORTED_ENCODINGS:
-            raise ValueError(f"encoding {p['encoding']!r} is not supported; "
-                             f"valid: {', '.join(SUPPORTED_ENCODINGS)}")
-        reliability = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
-        if p["reliability"] not in reliability:
-            raise ValueError(f"reliability {p['reliability']!r} is not valid; choose reliable or best_effort")
+        p = declare_parameters(self, CAMERA_SOURCE)
         k = [float(v) for v in p["camera_matrix"]]
-        if k != [0.0] and len(k) != 9:
-            raise ValueError(f"camera_matrix needs 9 values (row-major 3x3 K), got {len(k)}")
         self._camera_matrix = k if len(k) == 9 else None
-        self.source = FrameSource(p["source"], width=p["width"], height=p["height"], loop=p["loop"],
-                                  seed=p["seed"], metres_per_frame=p["speed_mps"] / p["rate_hz"])
+        try:
+            self.source = FrameSource(p["source"], width=p["width"], height=p["height"], loop=p["loop"],
+                                      seed=p["seed"], metres_per_frame=p["speed_mps"] / p["rate_hz"])
+        except SourceError as exc:
+            raise ConfigError(str(exc)) from None
+        reliability = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
         self._frames = self.source.frames()
         self._params = p
         self.max_frames = int(p["max_frames"])
@@ -176,15 +69,7 @@ class CameraSource(Node):
         """CameraInfo for a frame of this size (cached; the header is filled per frame)."""
         if self._info_cache is not None and self._info_cache[0] == (width, height):
             return self._info_cache[1]
-        fields = camera_info_fields(width, height, float(self._params["fov_deg"]))
-        if self._camera_matrix is not None:
-            fields["k"] = self._camera_matrix
-            K = self._camera_matrix
-            fields["p"] = [K[0], K[1], K[2], 0.0, K[3], K[4], K[5], 0.0, K[6], K[7], K[8], 0.0]
-        info = CameraInfo()
-        info.width, info.height = fields["width"], fields["height"]
-        info.distortion_model = fields["distortion_model"]
-        info.d, info.k, info.r, info.p = fields["d"], fields["k"], fields["r"], fields["p"]
+        info = camera_info_msg(width, height, fov_deg=float(self._params["fov_deg"]), k=self._camera_matrix)
         self._info_cache = ((width, height), info)
         return info
 
@@ -222,29 +107,9 @@ class CameraSource(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until the source ends (or Ctrl-C); 1 on a bad source or parameter."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = CameraSource()
-        except (SourceError, ValueError) as exc:
-            print(f"camera_source: error: {exc}", file=sys.stderr)
-            return 1
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        # Give reliable subscribers a moment to fetch the last frames before the writer goes away.
-        linger_until = time.monotonic() + 0.5
-        while rclpy.ok() and time.monotonic() < linger_until:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        return 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    """Run the node until the source ends (or Ctrl-C); 2 on a bad source or parameter."""
+    # After the last frame, spin a moment so reliable subscribers can fetch it before the writer goes.
+    return run_node("camera_source", CameraSource, args, until=lambda node: node.finished, linger_s=0.5)
 
 
 if __name__ == "__main__":

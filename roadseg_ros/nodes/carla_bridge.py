@@ -24,46 +24,20 @@ import sys
 import threading
 from typing import Any
 
-import rclpy
 from builtin_interfaces.msg import Time
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
-from roadseg_ros.carla_utils import (
-    CarlaConnectionError,
-    bgra_buffer_to_array,
-    camera_info_fields,
-    connect,
-    release_carla,
-)
-from roadseg_ros.nodes.common import declare_defaults
+from roadseg_ros.carla.client import CarlaConnectionError, bgra_buffer_to_array, connect, release_carla
+from roadseg_ros.config import ConfigError
+from roadseg_ros.nodes.common import run_node
+from roadseg_ros.nodes.messages import camera_info_msg
+from roadseg_ros.nodes.params import CARLA_BRIDGE, declare_parameters
 
-__all__ = ["CarlaBridge", "CarlaConnectionError", "bgra_image_msg", "camera_info_msg", "connect",
-           "stamp_from_seconds", "topic_names", "main"]
-
-DEFAULT_PARAMETERS: dict[str, object] = {
-    "host": "localhost",
-    "port": 2000,
-    "timeout_s": 10.0,
-    "town": "",                     # "": keep the loaded map
-    "synchronous_mode": True,
-    "fixed_delta_seconds": 0.05,
-    "role_name": "ego_vehicle",
-    "vehicle_filter": "vehicle.*",
-    "spawn_point": -1,              # index into the map's spawn points; -1: random
-    "seed": 0,
-    "traffic_manager_port": 8000,
-    "image_width": 800,
-    "image_height": 600,
-    "fov_deg": 90.0,
-    "camera_x": 2.0,                # metres forward of the vehicle origin
-    "camera_z": 2.0,                # metres up
-    "camera_pitch_deg": 0.0,
-}
-
+__all__ = ["CarlaBridge", "CarlaConnectionError", "bgra_image_msg", "connect", "stamp_from_seconds",
+           "topic_names", "main"]
 
 def topic_names(role_name: str) -> dict[str, str]:
     """The official bridge's topic names for the two front cameras of ``role_name``."""
@@ -98,28 +72,13 @@ def bgra_image_msg(raw: Any, width: int, height: int, stamp: Time, frame_id: str
     return msg
 
 
-def camera_info_msg(width: int, height: int, fov_deg: float, stamp: Time, frame_id: str) -> CameraInfo:
-    """sensor_msgs/CameraInfo of an ideal CARLA camera (intrinsics from the horizontal FOV)."""
-    fields = camera_info_fields(width, height, fov_deg)
-    info = CameraInfo()
-    info.header.stamp = stamp
-    info.header.frame_id = frame_id
-    info.width, info.height = fields["width"], fields["height"]
-    info.distortion_model = fields["distortion_model"]
-    info.d, info.k, info.r, info.p = fields["d"], fields["k"], fields["r"], fields["p"]
-    return info
-
-
 class CarlaBridge(Node):
     """Connects to CARLA in :meth:`start`; see the module docstring."""
 
-    def __init__(self, **node_kwargs) -> None:
+    def __init__(self, **node_kwargs: Any) -> None:
         node_kwargs.setdefault("node_name", "carla_bridge")
         super().__init__(**node_kwargs)
-        self.p = declare_defaults(self, DEFAULT_PARAMETERS)
-        if self.p["synchronous_mode"] and not self.p["fixed_delta_seconds"] > 0:
-            raise ValueError("synchronous_mode needs fixed_delta_seconds > 0, "
-                             f"got {self.p['fixed_delta_seconds']}")
+        self.p = declare_parameters(self, CARLA_BRIDGE)
         self.topics = topic_names(self.p["role_name"])
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.pubs = {key: self.create_publisher(CameraInfo if key.endswith("info") else Image, name, qos)
@@ -155,12 +114,13 @@ class CarlaBridge(Node):
                       if not bp.has_attribute("number_of_wheels")
                       or int(bp.get_attribute("number_of_wheels")) == 4]
         if not candidates:
-            raise ValueError(f"no 4-wheeled vehicle blueprint matches vehicle_filter={p['vehicle_filter']!r}")
+            raise ConfigError("no 4-wheeled vehicle blueprint matches "
+                              f"vehicle_filter={p['vehicle_filter']!r}")
         blueprint = rng.choice(candidates)
         blueprint.set_attribute("role_name", p["role_name"])
         spawn_points = self.world.get_map().get_spawn_points()
         if p["spawn_point"] >= len(spawn_points):
-            raise ValueError(f"spawn_point {p['spawn_point']} out of range: the map has {len(spawn_points)}")
+            raise ConfigError(f"spawn_point {p['spawn_point']} out of range: the map has {len(spawn_points)}")
         order = [p["spawn_point"]] if p["spawn_point"] >= 0 else rng.sample(range(len(spawn_points)),
                                                                              len(spawn_points))
         vehicle = None
@@ -217,7 +177,7 @@ class CarlaBridge(Node):
         stamp = stamp_from_seconds(image.timestamp)
         frame_id = f"{self.p['role_name']}/{'rgb_front' if kind == 'rgb' else 'semantic_segmentation_front'}"
         msg = bgra_image_msg(image.raw_data, image.width, image.height, stamp, frame_id)
-        info = camera_info_msg(image.width, image.height, float(image.fov), stamp, frame_id)
+        info = camera_info_msg(image.width, image.height, fov_deg=float(image.fov), header=msg.header)
         with self._lock:
             self.pubs[f"{key}_image"].publish(msg)
             self.pubs[f"{key}_info"].publish(info)
@@ -233,25 +193,9 @@ class CarlaBridge(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Bridge until Ctrl-C; 1 (with one error line) when CARLA cannot be reached."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CarlaBridge()
-        node.start()
-        rclpy.spin(node)
-        return 0
-    except (CarlaConnectionError, ValueError, RuntimeError) as exc:
-        print(f"carla_bridge: error: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    """Bridge until Ctrl-C; 1 (with one error line) when CARLA cannot be reached, 2 on bad parameters."""
+    return run_node("carla_bridge", CarlaBridge, args, start=CarlaBridge.start, on_exit=CarlaBridge.stop,
+                    failures=(CarlaConnectionError, RuntimeError))
 
 
 if __name__ == "__main__":

@@ -22,67 +22,50 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
-from roadseg_ros.carla_utils import (
-    LABEL_SCHEMES,
-    binary_scores,
-    check_scheme,
-    label_image_to_drivable,
-    scores_from_counts,
-)
+from roadseg_ros.carla.labels import LABEL_SCHEMES, label_image_to_drivable
+from roadseg_ros.carla.pairing import StampPairer
 from roadseg_ros.image_codec import ImageFormatError, decode_image_msg
-from roadseg_ros.nodes.common import declare_defaults
-
-DEFAULT_PARAMETERS: dict[str, object] = {
-    "drivable_classes": [3],        # the model's drivable class ids (CAMVID11 road = 3)
-    "carla_labels": "palette",      # palette | pre_0914 | post_0914
-    "buffer_size": 30,
-    "stamp_tolerance_s": 0.0,       # 0: stamps must be equal
-    "summary_path": "",
-}
+from roadseg_ros.metrics import binary_counts, prf_from_counts
+from roadseg_ros.nodes.common import run_node
+from roadseg_ros.nodes.messages import stamp_ns
+from roadseg_ros.nodes.params import CARLA_EVALUATOR, declare_parameters
 
 #: Order of the values in ``~/metrics``.
 METRIC_LABELS = ("iou", "precision", "recall", "frame_iou", "frames")
 
 
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+def _iou_precision_recall(counts: dict[str, int]) -> dict[str, float]:
+    scores = prf_from_counts(counts["tp"], counts["fp"], counts["fn"])
+    return {k: scores[k] for k in ("iou", "precision", "recall")}
 
 
 class CarlaEvaluator(Node):
     """Pairs masks with CARLA semantic images and accumulates drivable-area scores."""
 
-    def __init__(self, **node_kwargs) -> None:
+    def __init__(self, **node_kwargs: Any) -> None:
         node_kwargs.setdefault("node_name", "carla_evaluator")
         super().__init__(**node_kwargs)
-        p = declare_defaults(self, DEFAULT_PARAMETERS)
-        self.labels = check_scheme(p["carla_labels"])
+        p = declare_parameters(self, CARLA_EVALUATOR)
+        self.labels = p["carla_labels"]
         self.drivable_classes = [int(c) for c in p["drivable_classes"]]
-        if not self.drivable_classes or any(not 0 <= c < 255 for c in self.drivable_classes):
-            raise ValueError(f"drivable_classes must be class ids in 0..254, got {self.drivable_classes}")
-        self.buffer_size = int(p["buffer_size"])
-        if self.buffer_size < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
-        self.tolerance_ns = int(round(float(p["stamp_tolerance_s"]) * 1e9))
         self.summary_path = p["summary_path"]
         self._lut = np.zeros(256, dtype=bool)
         self._lut[self.drivable_classes] = True
-        self.masks: OrderedDict[int, np.ndarray] = OrderedDict()   # stamp -> bool drivable
-        self.truths: OrderedDict[int, np.ndarray] = OrderedDict()
+        # stream a: the model's drivable masks, stream b: CARLA's
+        self.pairs: StampPairer[np.ndarray, np.ndarray] = StampPairer(
+            p["buffer_size"], int(round(float(p["stamp_tolerance_s"]) * 1e9)))
         self.counts = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
         self.frames = 0
-        self.dropped = 0
         self.errors = 0
         self.last_frame_iou = float("nan")
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -92,6 +75,11 @@ class CarlaEvaluator(Node):
         self.get_logger().info(
             f"evaluating {self.mask_sub.topic_name} against {self.semantic_sub.topic_name} "
             f"(CARLA labels: {self.labels}; valid: {', '.join(LABEL_SCHEMES)})")
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped unpaired (buffer full, or older than a pair found)."""
+        return self.pairs.dropped
 
     # -- conversion --------------------------------------------------------------------
     def _mask_drivable(self, msg: Image) -> np.ndarray:
@@ -109,54 +97,36 @@ class CarlaEvaluator(Node):
 
     # -- pairing -----------------------------------------------------------------------
     def _on_mask(self, msg: Image) -> None:
-        self._receive(msg, self._mask_drivable, self.masks, self.truths, mask_first=True)
+        drivable = self._convert(msg, self._mask_drivable, "mask")
+        if drivable is not None:
+            self._score_pair(self.pairs.add_a(stamp_ns(msg.header), drivable))
 
     def _on_semantic(self, msg: Image) -> None:
-        self._receive(msg, self._truth_drivable, self.truths, self.masks, mask_first=False)
+        drivable = self._convert(msg, self._truth_drivable, "semantic")
+        if drivable is not None:
+            self._score_pair(self.pairs.add_b(stamp_ns(msg.header), drivable))
 
-    def _receive(self, msg: Image, convert, own: OrderedDict, other: OrderedDict, *,
-                 mask_first: bool) -> None:
+    def _convert(self, msg: Image, convert, what: str) -> np.ndarray | None:
         try:
-            drivable = convert(msg)
+            return convert(msg)
         except (ImageFormatError, ValueError) as exc:
             self.errors += 1
-            self.get_logger().warning(f"{'mask' if mask_first else 'semantic'} image skipped: {exc}",
-                                      throttle_duration_sec=5.0)
-            return
-        stamp = _stamp_ns(msg.header)
-        match = self._find(other, stamp)
-        if match is None:
-            own[stamp] = drivable
-            while len(own) > self.buffer_size:
-                own.popitem(last=False)
-                self.dropped += 1
-            return
-        partner = other.pop(match)
-        # Stamps grow on each topic, so anything older than this pair can no longer be paired.
-        for buffer in (own, other):
-            for key in [k for k in buffer if k < min(match, stamp)]:
-                del buffer[key]
-                self.dropped += 1
-        pred, truth = (drivable, partner) if mask_first else (partner, drivable)
-        self._score(pred, truth)
-
-    def _find(self, buffer: OrderedDict, stamp: int) -> int | None:
-        if stamp in buffer:
-            return stamp
-        if self.tolerance_ns <= 0 or not buffer:
+            self.get_logger().warning(f"{what} image skipped: {exc}", throttle_duration_sec=5.0)
             return None
-        best = min(buffer, key=lambda k: abs(k - stamp))
-        return best if abs(best - stamp) <= self.tolerance_ns else None
+
+    def _score_pair(self, pair: tuple[np.ndarray, np.ndarray] | None) -> None:
+        if pair is not None:
+            self._score(*pair)
 
     def _score(self, pred: np.ndarray, truth: np.ndarray) -> None:
         if pred.shape != truth.shape:   # the model's mask at another resolution: compare at CARLA's
             pred = cv2.resize(pred.astype(np.uint8), (truth.shape[1], truth.shape[0]),
                               interpolation=cv2.INTER_NEAREST).astype(bool)
-        frame = binary_scores(pred, truth)
+        frame = binary_counts(pred, truth)
         for key, value in frame.items():
             self.counts[key] += value
         self.frames += 1
-        self.last_frame_iou = scores_from_counts(frame["tp"], frame["fp"], frame["fn"])["iou"]
+        self.last_frame_iou = _iou_precision_recall(frame)["iou"]
         scores = self.scores()
         msg = Float32MultiArray()
         msg.layout.dim = [MultiArrayDimension(label=",".join(METRIC_LABELS), size=len(METRIC_LABELS),
@@ -167,7 +137,7 @@ class CarlaEvaluator(Node):
 
     def scores(self) -> dict[str, float]:
         """Running IoU, precision and recall of the drivable class over all pairs so far."""
-        return scores_from_counts(self.counts["tp"], self.counts["fp"], self.counts["fn"])
+        return _iou_precision_recall(self.counts)
 
     def summary(self) -> dict:
         """Scores plus bookkeeping (pairs, dropped unpaired messages, skipped images)."""
@@ -190,24 +160,9 @@ class CarlaEvaluator(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Evaluate until Ctrl-C, then print the summary."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CarlaEvaluator()
-        rclpy.spin(node)
-        return 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    except ValueError as exc:
-        print(f"carla_evaluator: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            print(json.dumps(node.report(), indent=2))
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    """Evaluate until Ctrl-C, then print the summary; 2 on bad parameters."""
+    return run_node("carla_evaluator", CarlaEvaluator, args,
+                    on_exit=lambda node: print(json.dumps(node.report(), indent=2)))
 
 
 if __name__ == "__main__":

@@ -1,28 +1,83 @@
-"""Small helpers shared by the ROS nodes.
+"""The one ``main()`` of every node: ROS start-up, signals, clean-up and exit statuses.
 
-Kept apart from :mod:`roadseg_ros.nodes.params` (the segmentation node's typed, validated
-parameter table): the camera source, recorder, CARLA bridge and evaluator only need their
-plain defaults declared and read back.
+Each node used to spell this out, and they disagreed: a bad parameter ended one node
+with status 2 and another with 1. Here it is once. Exit statuses:
+
+* 0 - stopped normally (Ctrl-C, SIGTERM, ``ros2 launch`` shutting down, or the node's own end);
+* 2 - a configuration problem (:class:`~roadseg_ros.config.ConfigError`, or arguments
+  rclpy cannot parse), reported as one line on stderr before any work started;
+* 1 - a failure while running that the node declares expected (``failures``), one line too.
+
+``rclpy.init`` is paired with ``try_shutdown`` in a ``finally`` block rather than used
+as ``with rclpy.init()``: the context manager exists from Jazzy on, and the package
+supports Humble too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
+import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
-__all__ = ["declare_defaults"]
+from roadseg_ros.config import ConfigError
+
+__all__ = ["run_node", "one_line"]
+
+N = TypeVar("N", bound=Node)
 
 
-def declare_defaults(node: Node, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """Declare every ``defaults`` entry as a parameter of ``node`` and return the values in effect.
+def one_line(text: object) -> str:
+    """``text`` with its whitespace (newlines from rcl, say) folded into single spaces."""
+    return " ".join(str(text).split())
 
-    Each node used to spell out the same declare-then-read loop; one helper keeps them in step.
-    The values come back from the node, not from ``defaults``, so overrides given at start-up
-    (launch files, ``--ros-args -p``, ``parameter_overrides``) win; the parameter type is the
-    default's type, so ROS rejects an override of the wrong type.
+
+def run_node(name: str, make: Callable[[], N], args: Sequence[str] | None = None, *,
+             start: Callable[[N], None] | None = None, until: Callable[[N], bool] | None = None,
+             linger_s: float = 0.0, on_exit: Callable[[N], None] | None = None,
+             failures: tuple[type[Exception], ...] = ()) -> int:
+    """Initialise rclpy, create the node with ``make()``, spin it, clean up; the exit status.
+
+    ``start(node)`` runs after creation (e.g. connecting to a simulator), so a failure
+    there still reaches ``on_exit``. ``until(node)``: spin until it is true, then keep
+    spinning ``linger_s`` seconds so reliable readers can fetch the last messages;
+    without it, spin until shutdown. ``on_exit(node)`` runs before the node is destroyed,
+    however the run ended.
     """
-    for name, value in defaults.items():
-        node.declare_parameter(name, value)
-    return {name: node.get_parameter(name).value for name in defaults}
+    try:
+        rclpy.init(args=list(args) if args is not None else None)
+    except Exception as exc:  # malformed --ros-args and the like
+        print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    node: N | None = None
+    try:
+        node = make()
+        if start is not None:
+            start(node)
+        if until is None:
+            rclpy.spin(node)
+        else:
+            while rclpy.ok() and not until(node):
+                rclpy.spin_once(node, timeout_sec=0.1)
+            linger_until = time.monotonic() + linger_s
+            while rclpy.ok() and time.monotonic() < linger_until:
+                rclpy.spin_once(node, timeout_sec=0.1)
+        return 0
+    except ConfigError as exc:
+        print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except failures as exc:
+        print(f"{name}: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        if node is not None:
+            if on_exit is not None:
+                on_exit(node)
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -1,18 +1,24 @@
-"""Parameters of the segmentation node: one table with type, default, description, range.
+"""Parameters of every node: one table per node with type, default, description and range.
 
-Everything about a parameter lives in :data:`PARAMS`, so the declarations (what
-``ros2 param describe`` shows), the validation at startup and at runtime, and the
-defaults in ``config/roadseg.yaml`` (a test checks they agree) cannot drift apart.
+Everything about a parameter lives in its node's :class:`ParamTable`, so the declarations
+(what ``ros2 param describe`` shows), the validation at startup and at runtime, the
+README's table and ``config/roadseg.yaml`` (generated from the segmentation node's table;
+a test checks it is current) cannot drift apart.
 
-Only parameters whose change needs no rebuild (overlay alpha, which outputs to
-publish, rate limit, warning throttle) are dynamic; everything else is declared
-``read_only`` because changing it would mean reloading the network or recreating
-subscriptions, which a restart does more predictably.
+Only parameters whose change needs no rebuild (overlay alpha, which outputs to publish,
+rate limit, warning throttle) are dynamic; everything else is declared ``read_only``
+because changing it would mean reloading the network or recreating subscriptions, which a
+restart does more predictably.
+
+``python -m roadseg_ros.nodes.params`` prints the README table,
+``python -m roadseg_ros.nodes.params --yaml`` the deployment file.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,23 +27,20 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 
-__all__ = ["PARAMS", "OUTPUTS", "ParamSpec", "ConfigError", "declare_parameters", "validate", "spec"]
+from roadseg_ros.config import CARLA_LABEL_SCHEMES, PRECISIONS, ConfigError, check_device
+from roadseg_ros.image_codec import SUPPORTED_ENCODINGS
+from roadseg_ros.pipeline import OUTPUTS
 
-#: Output topics (relative to the node's private namespace) and their publish_* flag.
-OUTPUTS = ("mask", "overlay", "color_mask", "confidence", "drivable_area", "drivable_grid")
+__all__ = ["ParamSpec", "ParamTable", "ConfigError", "declare_parameters", "SEGMENTATION", "CAMERA_SOURCE",
+           "RECORDER", "CARLA_BRIDGE", "CARLA_EVALUATOR", "TABLES", "markdown_table", "yaml_text"]
 
 QOS_CHOICES = ("auto", "reliable", "best_effort")
-PRECISION_CHOICES = ("fp32", "fp16", "bf16")
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-
-
-class ConfigError(Exception):
-    """A configuration problem found at startup; its text is the one line the node prints."""
+_INT_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: ROS type, default, description and constraints."""
+    """One parameter: ROS type (from the default), default, description and constraints."""
 
     name: str
     default: Any
@@ -50,11 +53,15 @@ class ParamSpec:
 
     @property
     def ros_type(self) -> int:
-        if isinstance(self.default, bool):
+        d = self.default
+        if isinstance(d, list):
+            return ParameterType.PARAMETER_INTEGER_ARRAY if isinstance(d[0], int) \
+                else ParameterType.PARAMETER_DOUBLE_ARRAY
+        if isinstance(d, bool):
             return ParameterType.PARAMETER_BOOL
-        if isinstance(self.default, int):
+        if isinstance(d, int):
             return ParameterType.PARAMETER_INTEGER
-        if isinstance(self.default, float):
+        if isinstance(d, float):
             return ParameterType.PARAMETER_DOUBLE
         return ParameterType.PARAMETER_STRING
 
@@ -73,11 +80,61 @@ class ParamSpec:
             d.additional_constraints = f"one of: {', '.join(self.choices)}"
         return d
 
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is invalid on its own (``None`` when it is fine)."""
+        if self.low is not None and not (self.low <= value <= self.high):
+            return f"{self.name}={value!r} is out of range [{self.low}, {self.high}]"
+        if self.choices and value not in self.choices:
+            return f"{self.name}={value!r} is not valid; valid choices: {', '.join(self.choices)}"
+        if self.check is not None:
+            reason = self.check(value)
+            if reason:
+                return f"{self.name}={value!r} is not valid; {reason}"
+        return None
 
+
+@dataclass(frozen=True)
+class ParamTable:
+    """A node's parameters, plus a check across them (``(name, value, all values) -> reason``)."""
+
+    executable: str
+    params: tuple[ParamSpec, ...]
+    cross_check: Callable[[str, Any, dict[str, Any]], str | None] | None = None
+
+    def __getitem__(self, name: str) -> ParamSpec:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def dynamic(self) -> set[str]:
+        return {p.name for p in self.params if p.dynamic}
+
+    def validate(self, name: str, value: Any, values: dict[str, Any] | None = None) -> str | None:
+        """The reason ``value`` is invalid for parameter ``name`` (``None`` when it is fine).
+
+        ``values`` (all current values) allows the table's cross-parameter check.
+        """
+        try:
+            spec = self[name]
+        except KeyError:
+            return None
+        reason = spec.problem(value)
+        if reason is None and values is not None and self.cross_check is not None:
+            reason = self.cross_check(name, value, values)
+        return reason
+
+
+# ----------------------------------------------------------------------------- checks
 def _device_check(value: str) -> str | None:
-    if not _DEVICE_RE.match(value):
-        return "valid choices: auto, cpu, cuda, cuda:N"
-    return None
+    return check_device(value)
 
 
 def _classes_check(value: str) -> str | None:
@@ -89,11 +146,52 @@ def _classes_check(value: str) -> str | None:
     return None
 
 
-PARAMS: tuple[ParamSpec, ...] = (
+def _class_ids_check(value: list[int]) -> str | None:
+    if not value or any(not 0 <= c < 255 for c in value):
+        return "give one or more class ids in 0..254"
+    return None
+
+
+def _camera_matrix_check(value: list[float]) -> str | None:
+    if list(value) != [0.0] and len(value) != 9:
+        return f"give 9 values (row-major 3x3 K), or [0.0] for none; got {len(value)}"
+    return None
+
+
+_MAX_GRID_CELLS = 16_000_000
+
+
+def _grid_size_check(name: str, value: Any, values: dict[str, Any]) -> str | None:
+    if not name.startswith("grid_"):
+        return None
+    v = dict(values)
+    v[name] = value
+    cells = ((2 * v["grid_extent_side_m"] / v["grid_resolution_m"])
+             * (v["grid_extent_forward_m"] / v["grid_resolution_m"]))
+    if cells > _MAX_GRID_CELLS:
+        return (f"{name}={value!r} makes ~/drivable_grid {cells:.3g} cells (limit {_MAX_GRID_CELLS}); "
+                "use a coarser grid_resolution_m or smaller extents")
+    return None
+
+
+def _sync_check(name: str, value: Any, values: dict[str, Any]) -> str | None:
+    v = dict(values)
+    v[name] = value
+    if name in ("synchronous_mode", "fixed_delta_seconds") and v["synchronous_mode"] \
+            and not v["fixed_delta_seconds"] > 0:
+        return f"synchronous_mode needs fixed_delta_seconds > 0, got {v['fixed_delta_seconds']}"
+    return None
+
+
+# ----------------------------------------------------------------------------- the tables
+_PUBLISHED = ("mask", "overlay", "color_mask", "confidence", "drivable_area", "drivable_grid")
+assert set(_PUBLISHED) == set(OUTPUTS)
+
+SEGMENTATION = ParamTable("segmentation_node", (
     ParamSpec("weights", "", "Checkpoint file (.pt); empty: the bundled default checkpoint."),
     ParamSpec("device", "auto", "Where the network runs: auto (CUDA if available, else CPU with a warning), "
               "cpu, cuda, cuda:N.", check=_device_check),
-    ParamSpec("precision", "fp32", "Network precision (fp16 needs CUDA).", choices=PRECISION_CHOICES),
+    ParamSpec("precision", "fp32", "Network precision (fp16 needs CUDA).", choices=PRECISIONS),
     ParamSpec("num_threads", 0, "CPU threads for the network; 0: half the CPU cores (at least 1).", 0, 256),
     ParamSpec("input_width", 0, "Network input width in pixels; 0: the checkpoint's.", 0, 8192),
     ParamSpec("input_height", 0, "Network input height in pixels; 0: the checkpoint's.", 0, 8192),
@@ -107,7 +205,7 @@ PARAMS: tuple[ParamSpec, ...] = (
               16, 65536),
     ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in ~/overlay.", 0.0, 1.0, dynamic=True),
     *(ParamSpec(f"publish_{name}", True, f"Publish ~/{name} (computed only while someone subscribes).",
-                dynamic=True) for name in OUTPUTS),
+                dynamic=True) for name in _PUBLISHED),
     ParamSpec("max_rate_hz", 0.0, "Process at most this many frames per second; 0: as fast as possible.",
               0.0, 1000.0, dynamic=True),
     ParamSpec("warn_throttle_s", 5.0, "Minimum seconds between repeated warnings about bad frames.",
@@ -126,51 +224,87 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("grid_frame_id", "", "Frame of ~/drivable_grid; empty: the image's frame (grid pose computed "
               "from height and pitch). Otherwise a ground-aligned frame at the camera's foot point "
               "(x forward, y left)."),
-)
+), cross_check=_grid_size_check)
 
-_BY_NAME = {p.name: p for p in PARAMS}
-_MAX_GRID_CELLS = 16_000_000
+CAMERA_SOURCE = ParamTable("camera_source", (
+    ParamSpec("source", "synthetic", "synthetic (generated road scenes), a video file, or a folder of images "
+              "(played in file-name order)."),
+    ParamSpec("rate_hz", 10.0, "Frames published per second.", 0.01, 1000.0),
+    ParamSpec("width", 0, "Frame width in pixels; 0: the source's own (synthetic: 640).", 0, 16384),
+    ParamSpec("height", 0, "Frame height in pixels; 0: the source's own (synthetic: 360).", 0, 16384),
+    ParamSpec("frame_id", "camera", "header.frame_id of image and camera_info."),
+    ParamSpec("encoding", "bgr8", "Encoding of the published images.", choices=SUPPORTED_ENCODINGS),
+    ParamSpec("loop", True, "Start a folder or video again at its end."),
+    ParamSpec("max_frames", 0, "Stop after this many frames; 0: endless (or until a non-looping source "
+              "ends).", 0, _INT_MAX),
+    ParamSpec("fov_deg", 90.0, "Horizontal field of view for the published intrinsics (ideal pinhole).",
+              1.0, 179.0),
+    ParamSpec("camera_matrix", [0.0], "Row-major 3x3 K to publish instead of the fov_deg pinhole; [0.0]: "
+              "unset.", check=_camera_matrix_check),
+    ParamSpec("reliability", "reliable", "Reliability of the two publishers.",
+              choices=("reliable", "best_effort")),
+    ParamSpec("qos_depth", 5, "History depth of the two publishers.", 1, 1000),
+    ParamSpec("seed", 0, "synthetic: which road.", 0, _INT_MAX),
+    ParamSpec("speed_mps", 8.0, "synthetic: how fast the virtual car drives down the road (m/s).",
+              0.0, 100.0),
+    ParamSpec("wait_for_subscribers", False, "Hold frame 0 until image and camera_info have subscribers "
+              "(for replays that must not lose their start)."),
+))
+
+RECORDER = ParamTable("recorder", (
+    ParamSpec("output_dir", "runs/recording", "Folder for the video, the snapshots and summary.json."),
+    ParamSpec("max_frames", 0, "Stop after this many overlay frames; 0: on shutdown.", 0, _INT_MAX),
+    ParamSpec("video_fps", 10.0, "Frame rate written into the video.", 0.01, 1000.0),
+    ParamSpec("video_name", "overlay.mp4", "File name of the overlay video (mp4v)."),
+    ParamSpec("snapshot_every", 0, "Save every N-th overlay frame as a PNG; 0: none.", 0, _INT_MAX),
+))
+
+CARLA_BRIDGE = ParamTable("carla_bridge", (
+    ParamSpec("host", "localhost", "CARLA simulator host."),
+    ParamSpec("port", 2000, "CARLA simulator RPC port.", 1, 65535),
+    ParamSpec("timeout_s", 10.0, "Seconds to wait for the simulator before giving up.", 0.1, 3600.0),
+    ParamSpec("town", "", "Map to load (e.g. Town10HD_Opt); empty: keep the loaded one."),
+    ParamSpec("synchronous_mode", True, "Run CARLA in synchronous mode (this node ticks the world)."),
+    ParamSpec("fixed_delta_seconds", 0.05, "Simulation time step in synchronous mode (s).", 0.0, 10.0),
+    ParamSpec("role_name", "ego_vehicle", "Role name of the ego vehicle (part of the topic names)."),
+    ParamSpec("vehicle_filter", "vehicle.*", "Blueprint filter the ego vehicle is drawn from (4 wheels)."),
+    ParamSpec("spawn_point", -1, "Index into the map's spawn points; -1: random.", -1, 100000),
+    ParamSpec("seed", 0, "Seed of the vehicle and spawn point choice.", 0, _INT_MAX),
+    ParamSpec("traffic_manager_port", 8000, "Port of CARLA's traffic manager (autopilot).", 1, 65535),
+    ParamSpec("image_width", 800, "Width of both cameras (pixels).", 1, 8192),
+    ParamSpec("image_height", 600, "Height of both cameras (pixels).", 1, 8192),
+    ParamSpec("fov_deg", 90.0, "Horizontal field of view of both cameras.", 1.0, 179.0),
+    ParamSpec("camera_x", 2.0, "Camera position forward of the vehicle origin (m).", -50.0, 50.0),
+    ParamSpec("camera_z", 2.0, "Camera height above the vehicle origin (m).", -50.0, 50.0),
+    ParamSpec("camera_pitch_deg", 0.0, "Camera pitch (deg, CARLA's sign: negative looks down).", -90.0, 90.0),
+), cross_check=_sync_check)
+
+CARLA_EVALUATOR = ParamTable("carla_evaluator", (
+    ParamSpec("drivable_classes", [3], "The model's drivable class ids (CAMVID11 road = 3).",
+              check=_class_ids_check),
+    ParamSpec("carla_labels", "palette", "How the semantic images encode CARLA's labels: palette colours "
+              "(both bridges), or raw ids of CARLA < 0.9.14 / >= 0.9.14.", choices=CARLA_LABEL_SCHEMES),
+    ParamSpec("buffer_size", 30, "Unpaired messages kept per side; the oldest is dropped and counted.",
+              1, 100000),
+    ParamSpec("stamp_tolerance_s", 0.0, "Pair stamps this close; 0: stamps must be equal.", 0.0, 60.0),
+    ParamSpec("summary_path", "", "Write the final summary as JSON here; empty: only log it."),
+))
+
+TABLES: dict[str, ParamTable] = {t.executable: t for t in
+                                 (SEGMENTATION, CAMERA_SOURCE, RECORDER, CARLA_BRIDGE, CARLA_EVALUATOR)}
 
 
-def spec(name: str) -> ParamSpec:
-    return _BY_NAME[name]
-
-
-def validate(name: str, value: Any, values: dict[str, Any] | None = None) -> str | None:
-    """The reason ``value`` is invalid for parameter ``name`` (``None`` when it is fine).
-
-    ``values`` (all current values) allows cross-parameter checks such as the grid size.
-    """
-    p = _BY_NAME.get(name)
-    if p is None:
-        return None
-    if p.low is not None and not (p.low <= value <= p.high):
-        return f"{name}={value!r} is out of range [{p.low}, {p.high}]"
-    if p.choices and value not in p.choices:
-        return f"{name}={value!r} is not valid; valid choices: {', '.join(p.choices)}"
-    if p.check is not None:
-        reason = p.check(value)
-        if reason:
-            return f"{name}={value!r} is not valid; {reason}"
-    if values is not None and name.startswith("grid_"):
-        v = dict(values)
-        v[name] = value
-        cells = ((2 * v["grid_extent_side_m"] / v["grid_resolution_m"])
-                 * (v["grid_extent_forward_m"] / v["grid_resolution_m"]))
-        if cells > _MAX_GRID_CELLS:
-            return (f"{name}={value!r} makes ~/drivable_grid {cells:.3g} cells (limit {_MAX_GRID_CELLS}); "
-                    "use a coarser grid_resolution_m or smaller extents")
-    return None
-
-
-def _one_line(text: str) -> str:
+# ----------------------------------------------------------------------------- declaring
+def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
 _TYPE_NAMES = {ParameterType.PARAMETER_BOOL: "a boolean (true/false)",
                ParameterType.PARAMETER_INTEGER: "an integer",
                ParameterType.PARAMETER_DOUBLE: "a floating-point number (e.g. 1.0)",
-               ParameterType.PARAMETER_STRING: "a string"}
+               ParameterType.PARAMETER_STRING: "a string",
+               ParameterType.PARAMETER_INTEGER_ARRAY: "a list of integers",
+               ParameterType.PARAMETER_DOUBLE_ARRAY: "a list of floating-point numbers"}
 
 
 def _declare_error(p: ParamSpec, exc: ParameterException) -> str:
@@ -186,46 +320,91 @@ def _declare_error(p: ParamSpec, exc: ParameterException) -> str:
     return f"invalid parameter {p.name}: {text}"
 
 
-def declare_parameters(node: Node) -> dict[str, Any]:
-    """Declare every parameter on ``node`` and return their values, validated.
+def declare_parameters(node: Node, table: ParamTable) -> dict[str, Any]:
+    """Declare every parameter of ``table`` on ``node`` and return their values, validated.
 
     Raises :class:`ConfigError` (one line) for a wrong type, an out-of-range value or any
-    other invalid setting, whether it comes from ``-p`` overrides or a params file.
+    other invalid setting, whether it comes from ``-p`` overrides, a params file or a
+    launch file.
     """
     values: dict[str, Any] = {}
-    for p in PARAMS:
+    for p in table.params:
         try:
-            values[p.name] = node.declare_parameter(p.name, p.default, p.descriptor()).value
+            value = node.declare_parameter(p.name, p.default, p.descriptor()).value
         except ParameterException as exc:
             raise ConfigError(_declare_error(p, exc)) from None
-    for p in PARAMS:
-        reason = validate(p.name, values[p.name], values)
+        values[p.name] = list(value) if isinstance(p.default, list) else value
+    for p in table.params:
+        reason = table.validate(p.name, values[p.name], values)
         if reason:
             raise ConfigError(f"invalid parameter {reason}")
     return values
 
 
-def markdown_table() -> str:
-    """The README's parameter table, generated from :data:`PARAMS` so the docs cannot drift.
+# ----------------------------------------------------------------------------- documents
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return repr(value)
+
+
+def _limits(p: ParamSpec) -> str:
+    if p.choices:
+        return ", ".join(p.choices)
+    if p.low is not None:
+        return f"[{p.low}, {p.high}]"
+    return ""
+
+
+def markdown_table(table: ParamTable = SEGMENTATION) -> str:
+    """The README's parameter table, generated from ``table`` so the docs cannot drift.
 
     Regenerate the README section with ``python -m roadseg_ros.nodes.params``.
     """
     rows = ["| parameter | type | default | range / choices | runtime | description |",
             "|---|---|---|---|---|---|"]
     type_names = {ParameterType.PARAMETER_BOOL: "bool", ParameterType.PARAMETER_INTEGER: "int",
-                  ParameterType.PARAMETER_DOUBLE: "double", ParameterType.PARAMETER_STRING: "string"}
-    for p in PARAMS:
-        if p.choices:
-            limits = ", ".join(p.choices)
-        elif p.low is not None:
-            limits = f"[{p.low}, {p.high}]"
-        else:
-            limits = ""
-        default = f'"{p.default}"' if isinstance(p.default, str) else str(p.default).lower()
-        rows.append(f"| `{p.name}` | {type_names[p.ros_type]} | `{default}` | {limits} | "
+                  ParameterType.PARAMETER_DOUBLE: "double", ParameterType.PARAMETER_STRING: "string",
+                  ParameterType.PARAMETER_INTEGER_ARRAY: "int[]",
+                  ParameterType.PARAMETER_DOUBLE_ARRAY: "double[]"}
+    for p in table.params:
+        rows.append(f"| `{p.name}` | {type_names[p.ros_type]} | `{_literal(p.default)}` | {_limits(p)} | "
                     f"{'yes' if p.dynamic else 'no'} | {p.description.replace('|', '/')} |")
     return "\n".join(rows)
 
 
+YAML_HEADER = """\
+# Deployment defaults of roadseg_ros's segmentation node (node name: roadseg).
+# Use with: ros2 run roadseg_ros segmentation_node --ros-args --params-file config/roadseg.yaml
+# Generated from the declarations in roadseg_ros/nodes/params.py (SEGMENTATION):
+#   ./dev.sh run python -m roadseg_ros.nodes.params --yaml > config/roadseg.yaml
+# then edit the values for your deployment; test/nodes/test_params.py checks that this file
+# lists exactly the declared parameters, with values of the declared types. Parameters marked
+# (dynamic) may be changed while the node runs (ros2 param set); the others are read-only.
+"""
+
+
+def yaml_text(table: ParamTable = SEGMENTATION, values: dict[str, Any] | None = None) -> str:
+    """A ``--params-file`` for ``table``'s node (``/**`` matches any node name), each parameter
+    with its description as a comment; ``values`` replace defaults."""
+    values = {**table.defaults(), **(values or {})}
+    lines = [YAML_HEADER.rstrip("\n"), "/**:", "  ros__parameters:"]
+    for p in table.params:
+        comment = p.description
+        if p.choices:
+            comment += f" One of: {', '.join(p.choices)}."
+        elif p.low is not None:
+            comment += f" Range [{p.low}, {p.high}]."
+        if p.dynamic:
+            comment += " (dynamic)"
+        lines += textwrap.wrap(comment, width=100, initial_indent="    # ", subsequent_indent="    # ")
+        lines.append(f"    {p.name}: {_literal(values[p.name])}")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    print(markdown_table())
+    print(yaml_text(), end="") if "--yaml" in sys.argv[1:] else print(markdown_table())

@@ -20,26 +20,19 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from roadseg_ros.image_codec import ImageFormatError, decode_image_msg
 from roadseg_ros.msg import DrivableArea
-from roadseg_ros.nodes.common import declare_defaults
-
-DEFAULT_PARAMETERS: dict[str, object] = {
-    "output_dir": "runs/recording",
-    "max_frames": 0,
-    "video_fps": 10.0,
-    "video_name": "overlay.mp4",
-    "snapshot_every": 0,
-}
+from roadseg_ros.nodes.common import run_node
+from roadseg_ros.nodes.messages import stamp_ns
+from roadseg_ros.nodes.params import RECORDER, declare_parameters
 
 #: After the last overlay frame, how long to wait for the DrivableArea messages still due.
 AREA_GRACE_S = 2.0
@@ -58,12 +51,10 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 class Recorder(Node):
     """Writes the overlay video, snapshots and ``summary.json``; see the module docstring."""
 
-    def __init__(self, **node_kwargs) -> None:
+    def __init__(self, **node_kwargs: Any) -> None:
         node_kwargs.setdefault("node_name", "recorder")
         super().__init__(**node_kwargs)
-        p = declare_defaults(self, DEFAULT_PARAMETERS)
-        if p["video_fps"] <= 0:
-            raise ValueError(f"video_fps must be > 0, got {p['video_fps']}")
+        p = declare_parameters(self, RECORDER)
         self.output_dir = Path(p["output_dir"]).expanduser()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.video_path = self.output_dir / p["video_name"]
@@ -110,8 +101,7 @@ class Recorder(Node):
             self.close()
 
     def _stamp_latency(self, header) -> float:
-        now_ns = self.get_clock().now().nanoseconds
-        return (now_ns - (header.stamp.sec * 1_000_000_000 + header.stamp.nanosec)) / 1e6
+        return (self.get_clock().now().nanoseconds - stamp_ns(header)) / 1e6
 
     def _on_overlay(self, msg: Image) -> None:
         if self._closed or self._full:
@@ -192,24 +182,8 @@ class Recorder(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Record until ``max_frames`` or Ctrl-C; the summary is written either way."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = Recorder()
-        while rclpy.ok() and not node.done:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        return 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    except ValueError as exc:
-        print(f"recorder: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    return run_node("recorder", Recorder, args, until=lambda node: node.done,
+                    on_exit=lambda node: node.close())
 
 
 if __name__ == "__main__":

@@ -33,13 +33,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from roadseg_ros.carla_utils import (
-    CarlaConnectionError,
-    bgra_buffer_to_array,
-    connect,
-    label_scheme_for_version,
-    release_carla,
-)
+from roadseg_ros.carla.client import CarlaConnectionError, bgra_buffer_to_array, connect, release_carla
+from roadseg_ros.carla.labels import label_scheme_for_version
 
 
 def weather_presets() -> list[str]:

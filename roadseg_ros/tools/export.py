@@ -34,15 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from roadseg_ros.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    default_weights_path,
-    load_checkpoint,
-    model_from_checkpoint,
-)
+from roadseg_ros.checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_checkpoint
+from roadseg_ros.config import ConfigError, default_weights_path, resolve_weights, size_type
 from roadseg_ros.models import main_output
-from roadseg_ros.tools.infer import parse_size
 
 FORMATS = ("torchscript", "onnx")
 DEFAULT_ATOL = 1e-3
@@ -197,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default=None, help="file name stem (default: the checkpoint's stem)")
     parser.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS), dest="formats",
                         help="formats to write (default: both)")
-    parser.add_argument("--input-size", type=parse_size, default=None, metavar="WxH",
+    parser.add_argument("--input-size", type=size_type(), default=None, metavar="WxH",
                         help="example / fixed input size (default: the checkpoint's training size)")
     parser.add_argument("--batch-size", type=int, default=1, help="example batch size (default: %(default)s)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
@@ -227,16 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    weights = args.weights
-    if weights is None:
-        weights = default_weights_path()
-        if not weights.is_file():
-            print(f"roadseg-export: no --weights given and the bundled checkpoint {weights} does not exist; "
-                  "train one with `roadseg-train` and pass it with --weights PATH", file=sys.stderr)
-            return 2
     try:
+        weights = resolve_weights(args.weights)
         ckpt = load_checkpoint(weights)
-    except (CheckpointError, FileNotFoundError) as exc:
+    except (ConfigError, CheckpointError) as exc:
         print(f"roadseg-export: {exc}", file=sys.stderr)
         return 2
     name = args.name or Path(weights).stem

@@ -25,26 +25,21 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from roadseg_ros.checkpoint import CheckpointError, default_weights_path
-from roadseg_ros.inference import PRECISIONS, Segmenter
+from roadseg_ros.checkpoint import CheckpointError
+from roadseg_ros.config import (
+    IMAGE_EXTENSIONS,
+    PRECISIONS,
+    VIDEO_EXTENSIONS,
+    ConfigError,
+    default_weights_path,
+    resolve_weights,
+    size_type,
+)
+from roadseg_ros.frames import SourceError, VideoReader, image_files
+from roadseg_ros.inference import Segmenter
 from roadseg_ros.visualize import overlay
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pnm", ".tif", ".tiff",
-                              ".webp"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
-
 logger = logging.getLogger("roadseg-infer")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"576x160"`` -> ``(576, 160)`` (width, height); argparse type."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 576x160, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return w, h
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                         help="network precision (default: %(default)s; fp16 needs CUDA)")
-    parser.add_argument("--input-size", type=parse_size, default=None, metavar="WxH",
+    parser.add_argument("--input-size", type=size_type(), default=None, metavar="WxH",
                         help="network input size (default: the checkpoint's training size)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's; 1 is often faster on a busy CPU)")
@@ -86,9 +81,8 @@ def _unique_stem(path: Path, used: set[str]) -> str:
 def _collect_inputs(source: Path) -> tuple[list[Path], list[Path]]:
     """(images, videos) to process for an input path; raises FileNotFoundError/ValueError."""
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file())
-        images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
-        videos = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
+        images = image_files(source)
+        videos = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
         if not images and not videos:
             raise ValueError(f"{source}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) "
                              f"or videos ({', '.join(sorted(VIDEO_EXTENSIONS))})")
@@ -145,29 +139,25 @@ def _process_images(runner: _Runner, images: list[Path], out_dir: Path, used: se
 
 def _process_video(runner: _Runner, path: Path, out_dir: Path, used: set[str], progress: bool,
                    failures: list[str]) -> None:
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        failures.append(f"{path}: cannot open the video (corrupt or unsupported codec)")
+    try:
+        video = VideoReader(path)
+    except SourceError as exc:
+        failures.append(str(exc))
         return
     writer = None
     frames = 0
     try:
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        fps = fps if fps and np.isfinite(fps) and fps > 0 else 30.0
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         stem = _unique_stem(path, used)
         mask_dir = out_dir / f"{stem}_masks"
         mask_dir.mkdir(parents=True, exist_ok=True)
         video_path = out_dir / f"{stem}_overlay.mp4"
-        with tqdm(total=count, desc=path.name, unit="frame", disable=not progress) as bar:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
+        with tqdm(total=video.frame_count, desc=path.name, unit="frame", disable=not progress) as bar:
+            for frame in video:
                 mask, blend = runner.segment_bgr(frame)
                 if writer is None:
                     h, w = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), video.fps,
+                                             (w, h))
                     if not writer.isOpened():
                         raise OSError(f"{video_path}: cannot open an mp4v video writer")
                 writer.write(blend)
@@ -175,7 +165,7 @@ def _process_video(runner: _Runner, path: Path, out_dir: Path, used: set[str], p
                 frames += 1
                 bar.update(1)
     finally:
-        cap.release()
+        video.close()
         if writer is not None:
             writer.release()
     if frames == 0:
@@ -192,14 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
 
-    weights = args.weights
-    if weights is None:
-        weights = default_weights_path()
-        if not weights.is_file():
-            print(f"roadseg-infer: no --weights given and the bundled checkpoint {weights} does not exist.\n"
-                  "Train one with `roadseg-train` (it writes a checkpoint) and pass it with --weights PATH, "
-                  f"or copy a trained checkpoint to {weights}.", file=sys.stderr)
-            return 2
+    try:
+        weights = resolve_weights(args.weights)
+    except ConfigError as exc:
+        print(f"roadseg-infer: {exc}", file=sys.stderr)
+        return 2
     try:
         images, videos = _collect_inputs(args.input)
     except (FileNotFoundError, ValueError) as exc:

@@ -16,7 +16,6 @@ from roadseg_ros.image_codec import decode_image_msg
 from roadseg_ros.nodes.carla_bridge import (
     CarlaConnectionError,
     bgra_image_msg,
-    camera_info_msg,
     connect,
     stamp_from_seconds,
     topic_names,
@@ -60,13 +59,6 @@ def test_bgra_buffer_becomes_a_bgra8_image_the_node_can_decode():
     np.testing.assert_array_equal(decoded, bgra[..., :3])
     with pytest.raises(ValueError, match="needs 96"):
         bgra_image_msg(bytes(95), width, height, stamp_from_seconds(0.0), "x")
-
-
-def test_camera_info_from_fov():
-    info = camera_info_msg(800, 600, 90.0, stamp_from_seconds(2.0), "ego/rgb_front")
-    assert (info.width, info.height, info.header.frame_id) == (800, 600, "ego/rgb_front")
-    assert list(info.k) == pytest.approx([400.0, 0.0, 400.0, 0.0, 400.0, 300.0, 0.0, 0.0, 1.0])
-    assert list(info.p)[:4] == pytest.approx([400.0, 0.0, 400.0, 0.0])
 
 
 def test_connect_to_a_closed_port_fails_within_the_timeout():

@@ -21,6 +21,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray
 
+from roadseg_ros.config import ConfigError
 from roadseg_ros.nodes.carla_evaluator import METRIC_LABELS, CarlaEvaluator
 
 W, H = 64, 48
@@ -48,7 +49,7 @@ def _image(array: np.ndarray, encoding: str, stamp_ns: int) -> Image:
 
 def _frames(labels: str, n: int, rng: np.random.Generator):
     """n (truth_image, truth_drivable, predicted_mask) triples; the truth drivable mask is
-    computed here independently of roadseg_ros.carla_utils."""
+    computed here independently of roadseg_ros.carla.labels."""
     out = []
     for _ in range(n):
         drivable = np.zeros((H, W), bool)
@@ -134,7 +135,7 @@ def test_evaluator_rejects_an_unknown_label_scheme():
     context = Context()
     rclpy.init(context=context)
     try:
-        with pytest.raises(ValueError, match="palette"):
+        with pytest.raises(ConfigError, match="palette"):
             CarlaEvaluator(context=context, parameter_overrides=[Parameter("carla_labels", value="0.9.13")])
     finally:
         rclpy.shutdown(context=context)

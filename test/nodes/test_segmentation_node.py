@@ -19,7 +19,6 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-import yaml
 
 rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
@@ -31,7 +30,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from roadseg_ros.data.synthetic import render_scene, render_scene_with_info  # noqa: E402
 from roadseg_ros.geometry import analyze_drivable, sample_rows  # noqa: E402
 from roadseg_ros.image_codec import SUPPORTED_ENCODINGS  # noqa: E402
-from roadseg_ros.nodes.params import PARAMS  # noqa: E402
+from roadseg_ros.nodes.params import SEGMENTATION  # noqa: E402
 from roadseg_ros.nodes.segmentation_node import SegmentationNode  # noqa: E402
 from roadseg_ros.visualize import colorize, overlay  # noqa: E402
 
@@ -64,7 +63,7 @@ def env(ros_context, trained_model, nt):
     harness.wait_matched(node)
     nt.wait_for(lambda: harness.node.count_subscribers("/main/camera_info") >= 1, 20, "camera_info reader")
     harness.info_pub.publish(cam)
-    nt.wait_for(lambda: node._camera_info is not None, 20, "camera_info at the node")  # noqa: SLF001
+    nt.wait_for(lambda: node.pipeline.has_camera_info(), 20, "camera_info at the node")
     yield SimpleNamespace(ctx=ros_context, node=node, h=harness, spinner=spinner, image=image, label=label,
                           info=info, counter=iter(range(10**6)), nt=nt)
     spinner.stop()
@@ -326,21 +325,13 @@ def test_burst_of_200_frames(env) -> None:
     if platform.libc_ver()[0] == "glibc":   # the CPU Segmenter tuned the allocator, and says so
         assert status["allocator"].startswith("glibc malloc"), status["allocator"]
     assert float(status["latency_ms_mean"]) > 0 or status["latency_ms_mean"] == "nan"
-    assert env.node._worker.is_alive()  # noqa: SLF001
+    assert env.node.pipeline.worker_alive
     # And it still works afterwards.
     env.h.wait_output("mask", send(env, env.image))
 
 
-def test_config_yaml_matches_the_declarations() -> None:
-    data = yaml.safe_load((ROOT / "config" / "roadseg.yaml").read_text())
-    params = data["/**"]["ros__parameters"]
-    assert list(params) == [p.name for p in PARAMS]
-    for p in PARAMS:
-        assert params[p.name] == p.default and type(params[p.name]) is type(p.default), p.name
-
-
 def test_declared_parameters_have_descriptions_and_ranges(env) -> None:
-    for p in PARAMS:
+    for p in SEGMENTATION.params:
         d = env.node.describe_parameter(p.name)
         assert d.description, p.name
         assert d.read_only == (not p.dynamic), p.name

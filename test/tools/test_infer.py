@@ -119,11 +119,11 @@ def test_missing_input_and_bad_weights(tmp_path, weights, capsys):
 
 
 def test_missing_default_weights_says_how_to_get_them(tmp_path, capsys, monkeypatch):
-    # Point the tool's default at a path that does not exist (the real bundled file may).
-    import roadseg_ros.tools.infer as infer_tool
+    # Point the default at a path that does not exist (the real bundled file may).
+    import roadseg_ros.config
 
     absent = tmp_path / "weights" / "roadseg_default.pt"
-    monkeypatch.setattr(infer_tool, "default_weights_path", lambda: absent)
+    monkeypatch.setattr(roadseg_ros.config, "default_weights_path", lambda: absent)
     img = tmp_path / "x.png"
     cv2.imwrite(str(img), bgr_frame(0))
     assert main([str(img), "-o", str(tmp_path / "o")]) == 2

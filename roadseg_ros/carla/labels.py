@@ -1,34 +1,30 @@
-"""CARLA helpers that need neither ROS nor the ``carla`` client.
+"""CARLA's semantic labels in all three forms, and what counts as drivable in them.
 
 CARLA changed its semantic-segmentation numbering in 0.9.14 (to follow CityScapes), and
 its ROS bridge publishes semantic images as CityScapes-palette colours rather than ids.
 Data recorded with different CARLA versions (the Lyft/Udacity frames use the old ids,
 newer recordings the new ones) therefore needs one place that knows all three forms;
-the bridge, the evaluator, the collector and the dataset readers share it so that they
-agree on what "drivable" means: road plus road lines (lane markings are driven on, and
-CamVid counts them as road too).
+the evaluator node, the collector and the dataset readers share it so that they agree on
+what "drivable" means: road plus road lines (lane markings are driven on, and CamVid
+counts them as road too).
 
-Everything here works on numpy arrays so it can be unit-tested without a simulator; the
-functions that talk to CARLA either import the ``carla`` client lazily (:func:`connect`) or
-only call methods of objects they are handed (:func:`release_carla`), so this module imports
-without it.
+Pure numpy: testable without a simulator, importable without the ``carla`` client.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
 from roadseg_ros.classes import CAMVID11, IGNORE_INDEX
+from roadseg_ros.config import CARLA_LABEL_SCHEMES
 
 #: Ways a CARLA semantic label image can be encoded.
 #: ``pre_0914``: raw ids of CARLA <= 0.9.13 (Lyft/Udacity layout: id in the red channel);
 #: ``post_0914``: raw ids of CARLA >= 0.9.14 (CityScapes-aligned numbering);
 #: ``palette``: CityScapes-palette colours (what ``CityScapesPalette`` and the ROS bridge give).
-LABEL_SCHEMES: tuple[str, ...] = ("pre_0914", "post_0914", "palette")
+LABEL_SCHEMES: tuple[str, ...] = CARLA_LABEL_SCHEMES
 
 #: CARLA <= 0.9.13 semantic tags: index = raw id, (name, CityScapes-palette RGB colour).
 CARLA_LABELS_PRE_0914: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -255,131 +251,6 @@ def red_channel_ids(image: np.ndarray, color_order: str = "bgra") -> np.ndarray:
     if image.ndim == 2:
         return image
     return to_rgb(image, color_order)[..., 0]
-
-
-def bgra_buffer_to_array(
-    raw: bytes | bytearray | memoryview | np.ndarray, width: int, height: int
-) -> np.ndarray:
-    """HxWx4 uint8 BGRA array over a CARLA sensor's ``raw_data`` (a copy, so the result stays
-    valid after CARLA recycles the buffer). A size mismatch fails with both sizes."""
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    buf = np.frombuffer(raw, dtype=np.uint8) if not isinstance(raw, np.ndarray) else raw.reshape(-1)
-    expected = width * height * 4
-    if buf.size != expected:
-        raise ValueError(f"BGRA buffer has {buf.size} bytes, a {width}x{height} BGRA image needs {expected}")
-    return buf.reshape(height, width, 4).copy()
-
-
-def intrinsics_from_fov(width: int, height: int, fov_deg: float) -> np.ndarray:
-    """3x3 pinhole camera matrix K of a CARLA camera (square pixels, principal point at the
-    image centre, horizontal field of view ``fov_deg``), as the official ROS bridge builds it."""
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    if not 0.0 < fov_deg < 180.0:
-        raise ValueError(f"horizontal field of view must be in (0, 180) degrees, got {fov_deg}")
-    f = width / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
-    return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]], dtype=np.float64)
-
-
-def camera_info_fields(width: int, height: int, fov_deg: float) -> dict:
-    """The fields of a sensor_msgs/CameraInfo (as plain lists) for an ideal camera with the
-    given horizontal field of view: ``width``, ``height``, ``distortion_model``, ``d``, ``k``,
-    ``r``, ``p``. Nodes copy them into the message; keeping the maths here makes it testable."""
-    K = intrinsics_from_fov(width, height, fov_deg)
-    P = np.hstack([K, np.zeros((3, 1))])
-    return {
-        "width": int(width),
-        "height": int(height),
-        "distortion_model": "plumb_bob",
-        "d": [0.0] * 5,
-        "k": K.reshape(-1).tolist(),
-        "r": np.eye(3).reshape(-1).tolist(),
-        "p": P.reshape(-1).tolist(),
-    }
-
-
-def binary_scores(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None) -> dict[str, int]:
-    """True/false positive and negative pixel counts of two bool masks (``valid`` selects the
-    pixels that count). Counts, not ratios, so running totals over many frames stay exact."""
-    pred = np.asarray(pred, dtype=bool)
-    truth = np.asarray(truth, dtype=bool)
-    if pred.shape != truth.shape:
-        raise ValueError(f"prediction shape {pred.shape} differs from ground truth shape {truth.shape}")
-    if valid is not None:
-        valid = np.asarray(valid, dtype=bool)
-        pred, truth = pred[valid], truth[valid]
-    tp = int(np.count_nonzero(pred & truth))
-    fp = int(np.count_nonzero(pred & ~truth))
-    fn = int(np.count_nonzero(~pred & truth))
-    tn = int(pred.size - tp - fp - fn)
-    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
-
-
-def scores_from_counts(tp: int, fp: int, fn: int) -> dict[str, float]:
-    """IoU, precision and recall of the positive class; NaN where the denominator is zero."""
-    def ratio(a: int, b: int) -> float:
-        return a / b if b else float("nan")
-
-    return {"iou": ratio(tp, tp + fp + fn), "precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn)}
-
-
-class CarlaConnectionError(RuntimeError):
-    """The simulator could not be reached or did not answer in time (or no client is installed)."""
-
-
-def connect(host: str, port: int, timeout_s: float) -> tuple[Any, Any]:
-    """``(carla.Client, carla.World)`` of a running simulator.
-
-    A simulator that is down or unreachable raises :class:`CarlaConnectionError` once, after
-    ``timeout_s`` seconds, naming the address: the client's own error is a bare
-    RuntimeError that callers would otherwise have to recognise by its text.
-    """
-    try:
-        import carla
-    except ImportError:
-        raise CarlaConnectionError("the 'carla' Python client is not installed (pip install carla==0.9.16, "
-                                   "matching your simulator's version)") from None
-    if timeout_s <= 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout_s}")
-    client = carla.Client(host, int(port))
-    client.set_timeout(float(timeout_s))
-    try:
-        world = client.get_world()
-    except RuntimeError as exc:
-        raise CarlaConnectionError(f"no CARLA simulator answered at {host}:{port} within {timeout_s:g} s "
-                                   f"({exc}); start CarlaUE4.sh / CarlaUnreal.sh or set host/port") from None
-    return client, world
-
-
-def release_carla(actors: list[Any], world: Any | None, original_settings: Any | None,
-                  traffic_manager: Any | None, warn: Callable[[str], None]) -> None:
-    """Destroy the spawned ``actors`` (newest first) and give the world back as it was found.
-
-    The bridge node and the collector both change a shared simulator (spawned vehicles and
-    sensors, synchronous mode); leaving any of it behind would freeze or clutter the server
-    for the next client, so one place undoes it. Sensors are stopped before they are
-    destroyed so no callback fires on a dead actor. A failure is reported through ``warn``
-    (one line, no prefix: the caller logs or prints it its own way) and the clean-up goes on;
-    ``actors`` is emptied in place. The world settings are restored only when both ``world``
-    and ``original_settings`` are known, after the traffic manager leaves synchronous mode.
-    """
-    for actor in reversed(actors):
-        try:
-            if hasattr(actor, "stop"):
-                actor.stop()
-            actor.destroy()
-        except RuntimeError as exc:
-            warn(f"could not destroy actor {actor.id}: {exc}")
-    actors.clear()
-    if world is None or original_settings is None:
-        return
-    try:
-        if traffic_manager is not None:
-            traffic_manager.set_synchronous_mode(False)
-        world.apply_settings(original_settings)
-    except RuntimeError as exc:
-        warn(f"could not restore the world settings: {exc}")
 
 
 def label_scheme_for_version(version: str) -> str:

@@ -1,13 +1,11 @@
-"""CARLA label maps, BGRA buffers and intrinsics (no simulator, no ROS)."""
+"""CARLA label maps in all three schemes (no simulator, no ROS)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 
-from roadseg_ros import carla_utils as cu
+from roadseg_ros.carla import labels as cu
 from roadseg_ros.classes import CAMVID11, IGNORE_INDEX
 
 
@@ -86,95 +84,3 @@ def test_raw_semantic_ids_in_red_channel():
                                   [[False, True], [False, True]])
     with pytest.raises(ValueError, match="palette"):
         cu.label_image_to_drivable(ids, "cityscapes")
-
-
-def test_bgra_buffer_to_array_layout_and_errors():
-    width, height = 5, 3
-    pixels = np.arange(width * height * 4, dtype=np.uint32).astype(np.uint8).reshape(height, width, 4)
-    raw = bytearray(pixels.tobytes())
-    out = cu.bgra_buffer_to_array(raw, width, height)
-    np.testing.assert_array_equal(out, pixels)
-    raw[0] = 250                            # a copy: CARLA may reuse its buffer
-    assert out[0, 0, 0] == pixels[0, 0, 0]
-    with pytest.raises(ValueError, match="59 bytes, a 5x3 BGRA image needs 60"):
-        cu.bgra_buffer_to_array(bytes(59), width, height)
-    with pytest.raises(ValueError, match="positive"):
-        cu.bgra_buffer_to_array(b"", 0, 3)
-
-
-def test_intrinsics_from_fov():
-    K = cu.intrinsics_from_fov(800, 600, 90.0)
-    assert K[0, 0] == pytest.approx(400.0) and K[1, 1] == pytest.approx(400.0)
-    assert (K[0, 2], K[1, 2]) == (400.0, 300.0)
-    # A point at the image's right edge lies at half the FOV off the optical axis.
-    K2 = cu.intrinsics_from_fov(640, 360, 70.0)
-    assert math.degrees(math.atan((640 - K2[0, 2]) / K2[0, 0])) == pytest.approx(35.0)
-    fields = cu.camera_info_fields(640, 360, 70.0)
-    assert fields["k"] == K2.reshape(-1).tolist()
-    assert fields["p"][:3] == fields["k"][:3] and fields["p"][3] == 0.0 and len(fields["p"]) == 12
-    assert fields["distortion_model"] == "plumb_bob" and fields["d"] == [0.0] * 5
-    with pytest.raises(ValueError, match=r"\(0, 180\)"):
-        cu.intrinsics_from_fov(640, 360, 180.0)
-
-
-def test_binary_scores_against_hand_counts():
-    pred = np.array([[1, 1, 0, 0]], bool)
-    truth = np.array([[1, 0, 1, 0]], bool)
-    counts = cu.binary_scores(pred, truth)
-    assert counts == {"tp": 1, "fp": 1, "fn": 1, "tn": 1}
-    scores = cu.scores_from_counts(counts["tp"], counts["fp"], counts["fn"])
-    assert scores == {"iou": pytest.approx(1 / 3), "precision": 0.5, "recall": 0.5}
-    assert math.isnan(cu.scores_from_counts(0, 0, 0)["iou"])
-    valid = np.array([[True, True, False, True]])
-    assert cu.binary_scores(pred, truth, valid) == {"tp": 1, "fp": 1, "fn": 0, "tn": 1}
-
-
-class _Recorder:
-    """Stand-in for CARLA actors / world / traffic manager (no simulator can run here)."""
-
-    def __init__(self, log: list[str], name: str, fail: str | None = None) -> None:
-        self.log, self.id, self.fail = log, name, fail
-
-    def _do(self, what: str) -> None:
-        if self.fail == what:
-            raise RuntimeError(f"{what} failed")
-        self.log.append(f"{what} {self.id}")
-
-
-class _Sensor(_Recorder):
-    def stop(self) -> None:
-        self._do("stop")
-
-    def destroy(self) -> None:
-        self._do("destroy")
-
-
-class _Vehicle(_Recorder):
-    def destroy(self) -> None:
-        self._do("destroy")
-
-
-class _World(_Recorder):
-    def apply_settings(self, settings: str) -> None:
-        self._do(f"apply:{settings}")
-
-
-class _TrafficManager(_Recorder):
-    def set_synchronous_mode(self, on: bool) -> None:
-        self._do(f"sync:{on}")
-
-
-def test_release_carla_destroys_newest_first_and_restores_settings() -> None:
-    from roadseg_ros.carla_utils import release_carla
-
-    log: list[str] = []
-    warnings: list[str] = []
-    actors = [_Vehicle(log, "car"), _Sensor(log, "rgb", fail="destroy"), _Sensor(log, "sem")]
-    release_carla(actors, _World(log, "w"), "orig", _TrafficManager(log, "tm"), warnings.append)
-    assert log == ["stop sem", "destroy sem", "stop rgb", "destroy car", "sync:False tm", "apply:orig w"]
-    assert warnings == ["could not destroy actor rgb: destroy failed"]
-    assert actors == []
-    # Without known original settings nothing is applied to the world.
-    log.clear()
-    release_carla([_Vehicle(log, "car2")], _World(log, "w"), None, None, warnings.append)
-    assert log == ["destroy car2"]

@@ -1,0 +1,116 @@
+"""Plain configuration facts shared by every entry point: sizes, devices, precisions, file kinds, datasets.
+
+Each of these used to be spelled out by the node, the tools and the training script on
+their own, and the copies drifted (one accepted ``.pgm`` images, another did not; one
+size parser allowed 1x1, another demanded 8x8). They live here once. The module imports
+neither torch nor ROS, so a node or a tool can validate what it was given and fail with
+one line before paying for the torch import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = [
+    "ConfigError", "WeightsError", "parse_size", "size_type", "DEVICE_CHOICES", "check_device",
+    "PRECISIONS", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "DATASET_IMAGE_EXTENSIONS", "DATASET_NAMES",
+    "DEFAULT_EVAL_SPLITS", "CARLA_LABEL_SCHEMES", "default_weights_path", "resolve_weights",
+]
+
+
+class ConfigError(Exception):
+    """A configuration problem found before any work starts; its text is the one line to print.
+
+    Every node and tool exits with status 2 on it, so a launch system or a script can tell
+    "you configured me wrong" apart from "I failed while running" (status 1).
+    """
+
+
+class WeightsError(ConfigError):
+    """The checkpoint to load does not exist (given, or the bundled one)."""
+
+
+# ----------------------------------------------------------------------------- sizes
+def parse_size(text: str, minimum: int = 1) -> tuple[int, int]:
+    """``"576x160"`` -> ``(576, 160)`` (width, height); ValueError naming the problem."""
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like WIDTHxHEIGHT (e.g. 576x160), got {text!r}") from None
+    if w < minimum or h < minimum:
+        raise ValueError(f"size {text!r} too small: width and height must be >= {minimum}")
+    return w, h
+
+
+def size_type(minimum: int = 1) -> Callable[[str], tuple[int, int]]:
+    """An argparse ``type=`` for ``WxH`` options; training and evaluation ask for at least 8 px."""
+    def convert(text: str) -> tuple[int, int]:
+        try:
+            return parse_size(text, minimum)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = "size"     # argparse names the type in its error message
+    return convert
+
+
+# ----------------------------------------------------------------------------- devices, precisions
+#: What a ``device`` setting may say (resolved to a torch device by ``inference.resolve_device``).
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N"
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+def check_device(value: str) -> str | None:
+    """Why ``value`` is not a device name (``None`` when it is one); no torch needed to say so."""
+    return None if _DEVICE_RE.match(str(value)) else f"valid choices: {DEVICE_CHOICES}"
+
+
+#: Network precisions, in the order the help texts list them (fp16 needs CUDA).
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")
+
+# ----------------------------------------------------------------------------- files
+#: Still images OpenCV reads, for folders of frames (camera source, roadseg-infer).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pnm", ".tif",
+                                     ".tiff", ".webp")
+#: Videos roadseg-infer segments frame by frame.
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+#: Images the dataset readers pair with labels. Narrower on purpose: dataset folders hold
+#: derived files (previews, masks as .bmp/.tif) that must not become training samples.
+DATASET_IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+
+# ----------------------------------------------------------------------------- datasets
+#: Dataset readers by name (``roadseg_ros.data.build_dataset``), with the split scored when
+#: ``roadseg-eval`` is given none. ``synthetic`` renders its scenes and needs no folder.
+DEFAULT_EVAL_SPLITS: dict[str, str] = {"camvid": "val", "kitti": "training", "carla": "val",
+                                       "cityscapes": "val", "synthetic": "val"}
+DATASET_NAMES: tuple[str, ...] = tuple(DEFAULT_EVAL_SPLITS)
+#: How a CARLA semantic image encodes its labels (``roadseg_ros.carla.labels``).
+CARLA_LABEL_SCHEMES: tuple[str, ...] = ("pre_0914", "post_0914", "palette")
+
+
+# ----------------------------------------------------------------------------- weights
+def default_weights_path() -> Path:
+    """The bundled checkpoint's location (``roadseg_ros/weights/roadseg_default.pt``; may not exist)."""
+    return Path(__file__).resolve().parent / "weights" / "roadseg_default.pt"
+
+
+def resolve_weights(weights: str | Path | None, how: str = "--weights PATH") -> Path:
+    """The checkpoint to load: ``weights`` when given (non-empty), else the bundled one.
+
+    Raises :class:`WeightsError` when that file does not exist, with a message that says
+    which of the two it was and what to do (``how``: how this caller is given weights, e.g.
+    ``-p weights:=PATH`` for a node), so every tool and node reports it alike.
+    """
+    if weights is not None and str(weights) != "":
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"weights file {path} does not exist")
+        return path
+    path = default_weights_path()
+    if not path.is_file():
+        raise WeightsError(f"the bundled checkpoint {path} is missing: train one with roadseg-train "
+                           f"(docs/training.md) and pass it with {how}, or copy it to {path}")
+    return path

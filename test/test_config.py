@@ -1,0 +1,70 @@
+"""roadseg_ros.config: the one home of sizes, devices, precisions, file kinds, datasets and weights."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from roadseg_ros import config
+from roadseg_ros.config import (
+    DATASET_NAMES,
+    DEFAULT_EVAL_SPLITS,
+    ConfigError,
+    WeightsError,
+    check_device,
+    default_weights_path,
+    parse_size,
+    resolve_weights,
+    size_type,
+)
+
+
+def test_parse_size_and_its_argparse_form():
+    assert parse_size("576x160") == (576, 160) and parse_size("64X48") == (64, 48)
+    with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
+        parse_size("big")
+    with pytest.raises(ValueError, match=">= 8"):
+        parse_size("4x4", minimum=8)
+    with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):
+        size_type()("12")
+    assert size_type(8)("8x8") == (8, 8)
+
+
+def test_device_names_are_checked_without_torch():
+    for ok in ("auto", "cpu", "cuda", "cuda:3"):
+        assert check_device(ok) is None
+    for bad in ("tpu", "cuda:x", "CPU", ""):
+        assert "auto, cpu, cuda, cuda:N" in check_device(bad)
+    code = "import sys, roadseg_ros.config; print('torch' in sys.modules, 'rclpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False False", out.stderr[-1000:]
+
+
+def test_dataset_registry():
+    assert set(DEFAULT_EVAL_SPLITS) == set(DATASET_NAMES) >= {"camvid", "kitti", "carla", "cityscapes",
+                                                              "synthetic"}
+
+
+def test_default_weights_path():
+    path = default_weights_path()
+    assert path.parts[-3:] == ("roadseg_ros", "weights", "roadseg_default.pt")
+    assert path.is_absolute()
+
+
+def test_resolve_weights(tmp_path, monkeypatch):
+    given = tmp_path / "model.pt"
+    given.write_bytes(b"x")
+    assert resolve_weights(str(given)) == given
+    with pytest.raises(WeightsError, match="missing.pt does not exist"):
+        resolve_weights(tmp_path / "missing.pt")
+    absent = tmp_path / "weights" / "roadseg_default.pt"
+    monkeypatch.setattr(config, "default_weights_path", lambda: absent)
+    for nothing in (None, ""):
+        with pytest.raises(ConfigError, match="bundled checkpoint .* roadseg-train .* -p weights:=PATH"):
+            resolve_weights(nothing, how="-p weights:=PATH")
+    absent.parent.mkdir()
+    absent.write_bytes(b"x")
+    assert resolve_weights(None) == absent
