@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from roadseg_ros.carla_utils import ids_to_camvid11, label_scheme_for_version
+from roadseg_ros.carla.labels import ids_to_camvid11, label_scheme_for_version
 from roadseg_ros.tools.carla_collect import (
     main,
     parse_weathers,
