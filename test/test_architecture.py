@@ -38,8 +38,8 @@ def engine_modules() -> list[str]:
 def test_the_engine_list_is_complete() -> None:
     names = engine_modules()
     for expected in ("roadseg_ros.inference", "roadseg_ros.pipeline", "roadseg_ros.config",
-                     "roadseg_ros.frames", "roadseg_ros.models.realtime", "roadseg_ros.data.synthetic", "roadseg_ros.geometry",
-                     "roadseg_ros.carla.labels", "roadseg_ros.tools.infer"):
+                     "roadseg_ros.frames", "roadseg_ros.models.realtime", "roadseg_ros.data.synthetic",
+                     "roadseg_ros.geometry", "roadseg_ros.carla.labels", "roadseg_ros.tools.infer"):
         assert expected in names
     assert not any(n.startswith("roadseg_ros.nodes") for n in names)
 
