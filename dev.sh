@@ -50,6 +50,10 @@ setup() {
 
   mkdir -p "$WS/src"
   ln -sfn ../.. "$WS/src/roadseg_ros"
+  # CMake's install(DIRECTORY) never deletes: a module removed or moved in the source would
+  # stay importable from the install tree (roadseg_ros/__init__.py extends the package path
+  # there) and hide the change. Start the installed copy afresh.
+  rm -rf "$WS"/install/roadseg_ros/lib/python3*/site-packages/roadseg_ros
   say "building the package with colcon (workspace $WS)"
   (
     cd "$WS"
