@@ -100,7 +100,7 @@ case "$cmd" in
     setup
     activate
     cd "$ROOT"
-    exec python -m roadseg_ros.demo "$@"
+    exec python -m roadseg_ros.tools.demo "$@"
     ;;
   run)
     activate

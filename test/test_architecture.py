@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "roadseg_ros"
 # Modules that exist to start or be ROS nodes.
-ROS_MODULES = {"roadseg_ros.demo"}
+ROS_MODULES = {"roadseg_ros.tools.demo"}
 ROS_PACKAGES = ("roadseg_ros.nodes", "roadseg_ros.msg")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from roadseg_ros.config import default_weights_path
-from roadseg_ros.demo import main
+from roadseg_ros.tools.demo import main
 
 
 @pytest.fixture(scope="module")
