@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if not sys.platform.startswith("linux"):
         print("bench_allocator needs Linux (/proc page-fault counters)", file=sys.stderr)
         return 2
-    from roadseg_ros.checkpoint import default_weights_path
+    from roadseg_ros.config import default_weights_path
 
     weights = args.weights or (str(default_weights_path()) if default_weights_path().is_file() else None)
     if args.child:

@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline_node:
         return run_baseline_node(args.weights, args.device, width, height, args.threads, ros_args)
 
-    from roadseg_ros.checkpoint import default_weights_path
+    from roadseg_ros.config import default_weights_path
     from roadseg_ros.data.synthetic import render_scene
     from roadseg_ros.models import DEFAULT_MODEL
 

@@ -269,7 +269,3 @@ def model_from_checkpoint(ckpt: Checkpoint | str | os.PathLike,
     model = build_model(ckpt.arch, ckpt.num_classes, **ckpt.arch_kwargs)
     model.load_state_dict(ckpt.state_dict, strict=True)
     return model.float().to(device).eval()
-
-
-# Temporary, until issue 11's evaluate.py is rebased onto the restructure: its home is config.
-from roadseg_ros.config import default_weights_path  # noqa: E402, F401

@@ -98,3 +98,11 @@ def parse_class_list(text: str, names: Sequence[str], default: Sequence[int]) ->
             raise ValueError(f"no class {item!r}; the model's classes: {', '.join(names)}")
         ids.append(cid)
     return sorted(set(ids))
+
+
+def taxonomy_of(class_names: Sequence[str]) -> Taxonomy | None:
+    """The known taxonomy whose class names equal ``class_names`` (a checkpoint's), if any."""
+    for tax in TAXONOMIES.values():
+        if tuple(tax.class_names) == tuple(class_names):
+            return tax
+    return None

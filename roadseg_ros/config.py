@@ -85,7 +85,8 @@ DATASET_IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 #: Dataset readers by name (``roadseg_ros.data.build_dataset``), with the split scored when
 #: ``roadseg-eval`` is given none. ``synthetic`` renders its scenes and needs no folder.
 DEFAULT_EVAL_SPLITS: dict[str, str] = {"camvid": "val", "kitti": "training", "carla": "val",
-                                       "cityscapes": "val", "synthetic": "val"}
+                                       "cityscapes": "val", "cityscapes_pix2pix": "val", "idd_lite": "val",
+                                       "synthetic": "val"}
 DATASET_NAMES: tuple[str, ...] = tuple(DEFAULT_EVAL_SPLITS)
 #: How a CARLA semantic image encodes its labels (``roadseg_ros.carla.labels``).
 CARLA_LABEL_SCHEMES: tuple[str, ...] = ("pre_0914", "post_0914", "palette")

@@ -74,11 +74,7 @@ def test_the_check_sees_a_ros_module() -> None:
 
 # ----------------------------------------------------------------------------- import cycles
 #: Cycles that exist today and are on their way out (module sets); empty when none.
-KNOWN_CYCLES: list[set[str]] = [
-    # data.synthetic's dataset class needs data.datasets, which builds it by name: split with
-    # the issue-11 readers (the scene renderer stays in synthetic, the dataset moves).
-    {"roadseg_ros.data.datasets", "roadseg_ros.data.synthetic"},
-]
+KNOWN_CYCLES: list[set[str]] = []
 
 
 def _module_name(path: Path) -> str:

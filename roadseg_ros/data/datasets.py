@@ -21,14 +21,13 @@ import cv2
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset
 
-from roadseg_ros.classes import Taxonomy, get_taxonomy
+from roadseg_ros.classes import CAMVID11, Taxonomy, get_taxonomy
+from roadseg_ros.config import CARLA_LABEL_SCHEMES, DATASET_IMAGE_EXTENSIONS, DATASET_NAMES
 from roadseg_ros.data.mapping import LabelMapping, MappingError, resolve_mapping
+from roadseg_ros.data.synthetic import DEFAULT_OPTIONS, render_scene
 
-#: Names accepted by ``build_dataset``.
-DATASET_NAMES = ("camvid", "kitti", "carla", "cityscapes", "cityscapes_pix2pix", "idd_lite", "synthetic")
 #: Label encodings of CARLA semantic-segmentation output (see ``CarlaDataset``).
-CARLA_LABELS = ("pre_0914", "post_0914", "palette")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+CARLA_LABELS = CARLA_LABEL_SCHEMES
 
 
 class DatasetError(ValueError):
@@ -142,8 +141,12 @@ class FileSegmentationDataset(SegmentationDataset):
                 f"taxonomy={self.taxonomy.name!r})")
 
 
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in DATASET_IMAGE_EXTENSIONS and path.is_file()
+
+
 def _images_in(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS and p.is_file()}
+    return {p.stem: p for p in sorted(folder.iterdir()) if _is_image(p)}
 
 
 def _pair_folders(image_dir: Path, label_dir: Path, label_name=None) -> list[Sample]:
@@ -353,7 +356,7 @@ class CityscapesPix2PixDataset(FileSegmentationDataset):
         root = Path(root)
         if not root.is_dir():
             raise DatasetError(f"{root}: Cityscapes (pix2pix form) folder not found")
-        own = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        own = sorted(p for p in root.iterdir() if _is_image(p))
         if split in ("train", "val", "all") and (root / "train").is_dir():
             folder = root / ("val" if split == "val" and (root / "val").is_dir() else "train")
             carve = split != "all" and not (root / "val").is_dir()
@@ -365,7 +368,7 @@ class CityscapesPix2PixDataset(FileSegmentationDataset):
             have = sorted(p.name for p in root.iterdir() if p.is_dir())
             raise DatasetError(f"{root}: no Cityscapes pix2pix split {split!r}: expected ROOT/{split}/*.jpg "
                                f"or ROOT/train/*.jpg; folders found: {', '.join(have) or '(none)'}")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        files = sorted(p for p in folder.iterdir() if _is_image(p))
         samples = [Sample(p.stem, p, p) for p in files]
         if carve:
             samples = _subset(samples, split, val_fraction, seed)
@@ -418,7 +421,7 @@ class IddLiteDataset(FileSegmentationDataset):
                                f"gtFine/{folder}/; splits found: {', '.join(have) or '(none)'}")
         samples = []
         for img in sorted(img_root.glob("*/*_image.*")):
-            if img.suffix.lower() not in IMAGE_EXTS:
+            if img.suffix.lower() not in DATASET_IMAGE_EXTENSIONS:
                 continue
             ident = img.name[: -len("_image" + img.suffix)]
             lab = gt_root / img.parent.name / f"{ident}_label.png"
@@ -432,6 +435,49 @@ class IddLiteDataset(FileSegmentationDataset):
 
 
 # ----------------------------------------------------------------------------- factory
+class SyntheticScenes(SegmentationDataset):
+    """``num_scenes`` synthetic scenes as a dataset: ``ds[i] == render_scene(seed_i, width, height)``.
+
+    Splits draw from disjoint seed ranges (``train`` from ``seed``, ``val`` from
+    ``seed + 1_000_000``, ``test`` from ``seed + 2_000_000``), so a validation set never
+    repeats a training scene. Labels are CAMVID11; another ``taxonomy`` maps them with the
+    bundled ``synthetic_to_<taxonomy>.yaml`` (or ``mapping``).
+    """
+
+    SPLIT_OFFSETS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+
+    def __init__(self, num_scenes: int, width: int = 640, height: int = 360, seed: int = 0,
+                 split: str = "train", taxonomy: str | Taxonomy = "camvid11", mapping: Any = None,
+                 options: dict[str, Any] | None = None) -> None:
+        if num_scenes < 1:
+            raise ValueError(f"SyntheticScenes: num_scenes must be >= 1, got {num_scenes}")
+        if split not in self.SPLIT_OFFSETS:
+            raise ValueError(f"SyntheticScenes: split {split!r} not one of {', '.join(self.SPLIT_OFFSETS)}")
+        self.width, self.height = int(width), int(height)
+        self.base_seed = int(seed) + self.SPLIT_OFFSETS[split]
+        self.options = dict(options or {})
+        unknown = sorted(set(self.options) - set(DEFAULT_OPTIONS))
+        if unknown:
+            raise ValueError(f"SyntheticScenes: unknown option(s) {unknown}; "
+                             f"valid: {', '.join(DEFAULT_OPTIONS)}")
+        tax = taxonomy if isinstance(taxonomy, Taxonomy) else get_taxonomy(taxonomy)
+        self.taxonomy = tax
+        self.mapping = None
+        if tax.name != CAMVID11.name or mapping is not None:
+            self.mapping = resolve_mapping(mapping, f"synthetic_to_{tax.name}", tax)
+        self.names = [f"synthetic_{self.base_seed + i:07d}" for i in range(int(num_scenes))]
+
+    def seed_of(self, index: int) -> int:
+        """Scene seed of sample ``index``."""
+        return self.base_seed + index
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        image, label = render_scene(self.seed_of(index), self.width, self.height, **self.options)
+        if self.mapping is not None:
+            label = self.mapping.apply(label)
+        return image, label
+
+
 def _tax_name(taxonomy: str | Taxonomy) -> str:
     return taxonomy.name if isinstance(taxonomy, Taxonomy) else get_taxonomy(taxonomy).name
 
@@ -451,7 +497,6 @@ def build_dataset(name: str, root: str | Path | None, split: str, taxonomy: str 
     if name not in DATASET_NAMES:
         raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
     if name == "synthetic":
-        from roadseg_ros.data.synthetic import SyntheticScenes
 
         allowed = {"num_scenes", "size", "seed", "options"}
         _check_kw(name, kw, allowed)

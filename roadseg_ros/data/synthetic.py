@@ -24,8 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from roadseg_ros.classes import CAMVID11, IGNORE_INDEX, Taxonomy, get_taxonomy
-from roadseg_ros.data.datasets import SegmentationDataset
+from roadseg_ros.classes import IGNORE_INDEX
 
 SKY, BUILDING, POLE, ROAD, PAVEMENT, TREE, SIGN, FENCE, CAR, PEDESTRIAN, BICYCLIST = range(11)
 ENVIRONMENTS = ("urban", "suburban", "rural")
@@ -519,50 +518,5 @@ def _cyclist(cam: _Camera, r: np.random.Generator, lateral: float, z: float):
     return draw
 
 
-class SyntheticScenes(SegmentationDataset):
-    """``num_scenes`` synthetic scenes as a dataset: ``ds[i] == render_scene(seed_i, width, height)``.
-
-    Splits draw from disjoint seed ranges (``train`` from ``seed``, ``val`` from
-    ``seed + 1_000_000``, ``test`` from ``seed + 2_000_000``), so a validation set never
-    repeats a training scene. Labels are CAMVID11; another ``taxonomy`` maps them with the
-    bundled ``synthetic_to_<taxonomy>.yaml`` (or ``mapping``).
-    """
-
-    SPLIT_OFFSETS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
-
-    def __init__(self, num_scenes: int, width: int = 640, height: int = 360, seed: int = 0,
-                 split: str = "train", taxonomy: str | Taxonomy = "camvid11", mapping: Any = None,
-                 options: dict[str, Any] | None = None) -> None:
-        if num_scenes < 1:
-            raise ValueError(f"SyntheticScenes: num_scenes must be >= 1, got {num_scenes}")
-        if split not in self.SPLIT_OFFSETS:
-            raise ValueError(f"SyntheticScenes: split {split!r} not one of {', '.join(self.SPLIT_OFFSETS)}")
-        self.width, self.height = int(width), int(height)
-        self.base_seed = int(seed) + self.SPLIT_OFFSETS[split]
-        self.options = dict(options or {})
-        unknown = sorted(set(self.options) - set(DEFAULT_OPTIONS))
-        if unknown:
-            raise ValueError(f"SyntheticScenes: unknown option(s) {unknown}; "
-                             f"valid: {', '.join(DEFAULT_OPTIONS)}")
-        tax = taxonomy if isinstance(taxonomy, Taxonomy) else get_taxonomy(taxonomy)
-        self.taxonomy = tax
-        self.mapping = None
-        if tax.name != CAMVID11.name or mapping is not None:
-            from roadseg_ros.data.mapping import resolve_mapping
-
-            self.mapping = resolve_mapping(mapping, f"synthetic_to_{tax.name}", tax)
-        self.names = [f"synthetic_{self.base_seed + i:07d}" for i in range(int(num_scenes))]
-
-    def seed_of(self, index: int) -> int:
-        """Scene seed of sample ``index``."""
-        return self.base_seed + index
-
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        image, label = render_scene(self.seed_of(index), self.width, self.height, **self.options)
-        if self.mapping is not None:
-            label = self.mapping.apply(label)
-        return image, label
-
-
-__all__ = ["DEFAULT_OPTIONS", "ENVIRONMENTS", "IGNORE_INDEX", "SceneInfo", "SyntheticScenes", "render_scene",
+__all__ = ["DEFAULT_OPTIONS", "ENVIRONMENTS", "IGNORE_INDEX", "SceneInfo", "render_scene",
            "render_scene_with_info"]

@@ -7,7 +7,8 @@ import pytest
 
 from roadseg_ros.classes import CAMVID11, IGNORE_INDEX
 from roadseg_ros.data import build_dataset
-from roadseg_ros.data.synthetic import DEFAULT_OPTIONS, SyntheticScenes, render_scene, render_scene_with_info
+from roadseg_ros.data.datasets import SyntheticScenes
+from roadseg_ros.data.synthetic import DEFAULT_OPTIONS, render_scene, render_scene_with_info
 
 W, H = 128, 72
 SKY, ROAD = CAMVID11.index("sky"), CAMVID11.index("road")

@@ -1,4 +1,6 @@
-"""roadseg-train end to end on synthetic scenes (tiny_segnet, 64x48): loss, checkpoints, resume, DDP."""
+"""roadseg-train end to end on synthetic scenes (tiny_segnet, 64x48): loss, checkpoints, resume, DDP.
+
+The pieces on their own: test/training/."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from roadseg_ros import train
 from roadseg_ros.checkpoint import load_checkpoint
 from roadseg_ros.classes import IGNORE_INDEX
+from roadseg_ros.tools import train
+from roadseg_ros.training import arguments, data, schedule
+from roadseg_ros.training.model import build_model_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,7 +51,7 @@ def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
     for name in ("best.pt", "last.pt"):
         ckpt = load_checkpoint(out / name)
         assert ckpt.arch == "tiny_segnet"
-        assert ckpt.mean == pytest.approx(train.IMAGENET_MEAN)
+        assert ckpt.mean == pytest.approx(data.IMAGENET_MEAN)
         assert tuple(ckpt.input_size) == (64, 48)
         assert ckpt.drivable_classes == [3]
         t = ckpt.training
@@ -129,63 +133,30 @@ def test_init_refuses_mismatches_clearly(tmp_path, capsys):
     out = tmp_path / "run"
     assert train.main([*BASE, "--epochs", "1", "--output", str(out)]) == 0
     with pytest.raises(SystemExit):
-        train.parse_args([*BASE, "--init", str(out / "last.pt"), "--model", "roadnet_small"])
+        arguments.parse_args([*BASE, "--init", str(out / "last.pt"), "--model", "roadnet_small"])
     assert "holds a tiny_segnet but --model is roadnet_small" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train.parse_args([*BASE, "--init", str(out / "last.pt"), "--taxonomy", "road_binary"])
+        arguments.parse_args([*BASE, "--init", str(out / "last.pt"), "--taxonomy", "road_binary"])
     assert "fine-tuning keeps the class set" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train.parse_args([*BASE, "--init", str(tmp_path / "missing.pt")])
+        arguments.parse_args([*BASE, "--init", str(tmp_path / "missing.pt")])
     assert "missing.pt" in capsys.readouterr().err
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit):
-        train.parse_args([*BASE, "--init", str(tmp_path / "junk.pt")])
+        arguments.parse_args([*BASE, "--init", str(tmp_path / "junk.pt")])
     assert "junk.pt" in capsys.readouterr().err
 
 
 def test_bad_arguments_fail_clearly(capsys):
     with pytest.raises(SystemExit):
-        train.parse_args(["--data", "nope=/tmp"])
+        arguments.parse_args(["--data", "nope=/tmp"])
     assert "valid names: camvid, kitti, carla, cityscapes" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train.parse_args(["--model", "tiny_segnet"])
+        arguments.parse_args(["--model", "tiny_segnet"])
     assert "nothing to train on" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train.parse_args(["--synthetic", "2", "--input-size", "64by48"])
+        arguments.parse_args(["--synthetic", "2", "--input-size", "64by48"])
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
-
-
-def test_losses_and_schedule():
-    torch.manual_seed(0)
-    logits = torch.randn(2, 3, 4, 5)
-    target = torch.randint(0, 3, (2, 4, 5))
-    target[0, 0, :] = IGNORE_INDEX
-    ce = train.build_loss("ce")(logits, target)
-    # focal with gamma 0 is cross-entropy
-    focal0 = train.build_loss("focal", focal_gamma=0.0)(logits, target)
-    assert focal0.item() == pytest.approx(ce.item(), rel=1e-5)
-    assert train.build_loss("focal", focal_gamma=2.0)(logits, target).item() < ce.item()
-    # a confident correct prediction has (near) zero Dice loss; ignored pixels do not matter
-    perfect = torch.nn.functional.one_hot(target.clamp(0, 2), 3).permute(0, 3, 1, 2).float() * 50
-    perfect[0, :, 0, :] = torch.randn(3, 5) * 50
-    assert train.build_loss("dice")(perfect, target).item() == pytest.approx(0.0, abs=1e-3)
-    assert train.build_loss("ce+dice")(perfect, target).item() == pytest.approx(0.0, abs=1e-3)
-    # aux outputs add aux_weight x their loss
-    both = train.compute_loss({"out": logits, "aux": logits}, target, train.build_loss("ce"), 0.5)
-    assert both.item() == pytest.approx(1.5 * ce.item(), rel=1e-6)
-
-    assert train.lr_factor(0, 100, "poly") == 1.0
-    assert train.lr_factor(50, 100, "poly") == pytest.approx(0.5 ** 0.9)
-    assert train.lr_factor(50, 100, "cosine") == pytest.approx(0.5)
-    assert train.lr_factor(100, 100, "cosine") == pytest.approx(0.0, abs=1e-12)
-    assert train.lr_factor(4, 100, "poly", warmup_steps=10) == pytest.approx(0.5)
-
-
-def test_median_frequency_weights_by_hand():
-    # class 0: 4 px of 8 px in images containing it -> 0.5; class 1: 1/4; class 2: 3/4; median 0.5
-    data = [(None, np.array([[0, 0], [0, 1]], np.uint8)), (None, np.array([[0, 2], [2, 2]], np.uint8))]
-    w = train.median_frequency_weights([data], 4)
-    assert w.tolist() == pytest.approx([1.0, 2.0, 2 / 3, 1.0])
 
 
 @pytest.mark.slow
@@ -193,7 +164,7 @@ def test_ddp_two_gloo_processes(tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "roadseg_ros.train", *BASE, "--epochs", "1", "--output", str(out)]
+           "-m", "roadseg_ros.tools.train", *BASE, "--epochs", "1", "--output", str(out)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ckpt = load_checkpoint(out / "last.pt")
@@ -233,9 +204,9 @@ def test_pretrained_model_trains_with_its_normalisation_and_encoder_lr(tmp_path)
     # two small steps moved the ImageNet stem only a little: it started from the pretrained weights
     assert (stem - source["_conv_stem.weight"]).abs().max() < 0.05 * source["_conv_stem.weight"].abs().max()
 
-    parsed = train.parse_args(args)
-    model, _ = train.build_model_for(parsed, 11)
-    opt = train.build_optimizer(parsed, model)
+    parsed = arguments.parse_args(args)
+    model, _ = build_model_for(parsed, 11)
+    opt = schedule.build_optimizer(parsed, model)
     enc = {id(p) for p in model.encoder.parameters()}
     for group in opt.param_groups:
         in_enc = {id(p) in enc for p in group["params"]}
@@ -250,8 +221,8 @@ def test_mixed_batches_use_each_datasets_crop_and_weight(tmp_path):
     assert train.main(args) == 0
     # 8 scenes x weight 2 = 16 samples = 4 batches of 4
     assert _metrics(out)[0]["step"] == 4
-    parsed = train.parse_args(args)
-    tset = train.TrainSet([list(range(3))], (64, 48), True, 0, crop_sizes=[(48, 32)])
+    parsed = arguments.parse_args(args)
+    tset = data.TrainSet([list(range(3))], (64, 48), True, 0, crop_sizes=[(48, 32)])
     assert tset.crop_sizes == [(48, 32)]
     assert parsed.weight == {"synthetic": 2.0} and parsed.crop == {"synthetic": (48, 32)}
 
@@ -264,7 +235,7 @@ def test_mixed_batches_use_each_datasets_crop_and_weight(tmp_path):
 ])
 def test_mixing_arguments_fail_clearly(capsys, extra, words):
     with pytest.raises(SystemExit) as exc:
-        train.parse_args([*BASE, *extra])
+        arguments.parse_args([*BASE, *extra])
     assert exc.value.code == 2
     assert words in capsys.readouterr().err
 

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from roadseg_ros import evaluate, train
 from roadseg_ros.classes import IGNORE_INDEX
 from roadseg_ros.data.synthetic import render_scene
 from roadseg_ros.inference import Segmenter
+from roadseg_ros.tools import evaluate, train
 
 SIZE = (64, 48)
 ROAD = 3

@@ -1,0 +1,150 @@
+"""What the network trains and validates on: the datasets of a run, augmented and normalised.
+
+Determinism: sample ``i`` of epoch ``e`` is augmented with its own generator seeded by
+``(seed, e, i)``, so the data an epoch sees depends neither on the worker count nor on
+where a previous session stopped. Normalisation is the model's own when it declares one
+(``input_mean``/``input_std``: a pretrained encoder must see inputs the way its weights
+were trained), else the ImageNet mean/std; the checkpoint records it either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import ConcatDataset, Dataset
+
+from roadseg_ros.classes import Taxonomy
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "model_normalization", "to_tensor", "build_datasets", "TrainSet",
+           "EvalSet"]
+
+#: ImageNet RGB mean/std (images scaled to [0, 1] first): the normalisation of models that declare none.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def model_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input mean/std a model declares (``input_mean``/``input_std``), else ImageNet's."""
+    m = model.module if hasattr(model, "module") else model   # DDP
+    return (tuple(getattr(m, "input_mean", IMAGENET_MEAN)), tuple(getattr(m, "input_std", IMAGENET_STD)))
+
+
+def to_tensor(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
+              std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """RGB uint8 HxWx3 -> normalised float [3,H,W]."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return (x - m) / s
+
+
+def build_datasets(args: argparse.Namespace, taxonomy: Taxonomy) -> tuple[list[tuple[str, Dataset]],
+                                                                         list[tuple[str, Dataset]]]:
+    """(train, val) lists of ``(description, dataset)`` for every --data entry and the synthetic scenes."""
+    from roadseg_ros.data import build_dataset
+
+    train: list[tuple[str, Dataset]] = []
+    val: list[tuple[str, Dataset]] = []
+    for name, root in args.data:
+        kw: dict[str, Any] = {}
+        if name == "carla" and args.carla_labels:
+            kw["carla_labels"] = args.carla_labels
+        mapping = args.mapping.get(name)
+        splits = [(train, args.train_split)]
+        if args.val_split.lower() != "none":
+            splits.append((val, args.val_split))
+        for target, split in splits:
+            target.append((f"{name}:{root}:{split}",
+                           build_dataset(name, root, split, taxonomy=taxonomy.name, mapping=mapping, **kw)))
+    if args.synthetic > 0:
+        train.append((f"synthetic:{args.synthetic}:seed{args.seed}",
+                      build_dataset("synthetic", None, "train", taxonomy=taxonomy.name,
+                                    num_scenes=args.synthetic, size=args.eval_size, seed=args.seed)))
+    if args.synthetic_val > 0 and args.val_split.lower() != "none":
+        # the generator's "val" split draws from a seed range disjoint from "train"
+        val.append((f"synthetic-val:{args.synthetic_val}:seed{args.seed}",
+                    build_dataset("synthetic", None, "val", taxonomy=taxonomy.name,
+                                  num_scenes=args.synthetic_val, size=args.eval_size, seed=args.seed)))
+    for desc, ds in train + val:
+        if len(ds) == 0:
+            raise SystemExit(f"roadseg-train: dataset {desc} is empty")
+    return train, val
+
+
+class TrainSet(Dataset):
+    """Training pairs: augmentation (or plain resize) then normalisation.
+
+    Sample ``i`` of epoch ``e`` is augmented with ``np.random.default_rng([seed, e, i])``:
+    reproducible whatever the worker count or resume point. Call ``set_epoch`` before
+    each epoch (workers receive a fresh copy of the dataset when an epoch's iterator starts).
+    """
+
+    def __init__(self, datasets: Sequence[Dataset], crop_size: tuple[int, int], augment: bool, seed: int,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 crop_sizes: Sequence[tuple[int, int] | None] | None = None,
+                 aspect_range: tuple[float, float] = (1.0, 1.0)) -> None:
+        from roadseg_ros.data.transforms import TrainAugment, resize_pair
+
+        self.data = ConcatDataset(list(datasets))
+        self.crop_size = crop_size
+        crops = list(crop_sizes) if crop_sizes is not None else [None] * len(self.data.datasets)
+        if len(crops) != len(self.data.datasets):
+            raise ValueError(f"{len(crops)} crop sizes for {len(self.data.datasets)} datasets")
+        #: Crop size of each dataset (its own, else ``crop_size``); a sample is cropped by its dataset's.
+        self.crop_sizes = [tuple(c) if c else tuple(crop_size) for c in crops]
+        self.augments = [TrainAugment(crop_size=c, aspect_range=aspect_range) for c in self.crop_sizes] \
+            if augment else None
+        self.augment = self.augments[0] if self.augments else None
+        self._resize = resize_pair
+        self.seed = seed
+        self.epoch = 0
+        self.mean, self.std = mean, std
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def dataset_of(self, i: int) -> int:
+        """Which of the datasets global index ``i`` falls in."""
+        import bisect
+
+        return bisect.bisect_right(self.data.cumulative_sizes, i)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = self.data[i]
+        d = self.dataset_of(i) if len(self.crop_sizes) > 1 else 0
+        if self.augments is not None:
+            image, label = self.augments[d](image, label, np.random.default_rng([self.seed, self.epoch, i]))
+        else:
+            image, label = self._resize(image, label, self.crop_sizes[d])
+        return to_tensor(image, self.mean, self.std), torch.from_numpy(np.ascontiguousarray(label)).long()
+
+
+class EvalSet(Dataset):
+    """Validation pairs resized to the fixed eval size; also returns the resized RGB image (overlays)."""
+
+    def __init__(self, datasets: Sequence[Dataset], size: tuple[int, int],
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        from roadseg_ros.data.transforms import resize_pair
+
+        self.data = ConcatDataset(list(datasets))
+        self.size = size
+        self._resize = resize_pair
+        self.mean, self.std = mean, std
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        image, label = self.data[i]
+        image, label = self._resize(image, label, self.size)
+        image = np.ascontiguousarray(image)
+        return (to_tensor(image, self.mean, self.std), torch.from_numpy(np.ascontiguousarray(label)).long(),
+                torch.from_numpy(image))
