@@ -141,9 +141,9 @@ def generate_launch_description() -> LaunchDescription:
                               description="Where the network runs: auto, cpu, cuda or cuda:N; empty: as the "
                                           "params file says."),
         DeclareLaunchArgument("carla_labels", default_value="palette",
-                              choices=["palette", "pre_0914", "post_0914"],
-                              description="How the semantic images encode CARLA's labels: CityScapes-palette "
-                                          "colours (both bridges), or raw ids of CARLA <0.9.14 / >=0.9.14."),
+                              description="How the semantic images encode CARLA's labels (checked by "
+                                          "carla_evaluator): palette (CityScapes colours, both bridges), "
+                                          "pre_0914 or post_0914 (raw ids of CARLA <0.9.14 / >=0.9.14)."),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"],
                               description="Also start RViz with config/roadseg.rviz."),
     ]

@@ -71,8 +71,9 @@ def generate_launch_description() -> LaunchDescription:
             "device", default_value="",
             description="Where the network runs: auto, cpu, cuda or cuda:N; empty: as the params file says."),
         DeclareLaunchArgument(
-            "precision", default_value="", choices=["", "fp32", "fp16", "bf16"],
-            description="Network precision (fp16 needs CUDA); empty: as the params file says."),
+            "precision", default_value="",
+            description="Network precision, checked by the node (fp32, fp16 with CUDA, bf16); empty: as "
+                        "the params file says."),
         DeclareLaunchArgument(
             "rviz", default_value="false", choices=["true", "false"],
             description="Also start RViz with config/roadseg.rviz."),

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from roadseg_ros.config import ConfigError, resolve_weights
 from roadseg_ros.models import build_model, list_models
 
 #: Marker stored in every checkpoint file, so foreign torch files are recognised.
@@ -269,3 +270,17 @@ def model_from_checkpoint(ckpt: Checkpoint | str | os.PathLike,
     model = build_model(ckpt.arch, ckpt.num_classes, **ckpt.arch_kwargs)
     model.load_state_dict(ckpt.state_dict, strict=True)
     return model.float().to(device).eval()
+
+
+def load_weights(weights: str | os.PathLike | None, how: str = "--weights PATH") -> tuple[Path, Checkpoint]:
+    """The checkpoint a tool or node was given, or the bundled one when none: ``(path, Checkpoint)``.
+
+    Both ways to fail (no such file; a file that is no usable checkpoint) are configuration
+    errors of the caller, so both raise :class:`~roadseg_ros.config.ConfigError` with one line
+    naming the file (``how``: how this caller is given weights, for the hint).
+    """
+    path = resolve_weights(weights, how)
+    try:
+        return path, load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ConfigError(" ".join(str(exc).split())) from None

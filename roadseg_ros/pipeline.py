@@ -240,18 +240,15 @@ def load_segmenter(weights: str, *, device: str, precision: str, input_size: tup
     checkpoint's. Anything unusable raises :class:`~roadseg_ros.config.ConfigError` with one
     line. torch is imported only after the cheap checks, so those fail fast.
     """
-    path = resolve_weights(weights, how="-p weights:=PATH")
+    resolve_weights(weights, how="-p weights:=PATH")    # a missing file fails before the torch import
     width, height = input_size
     if (width == 0) != (height == 0):
         raise ConfigError(f"input_width={width} and input_height={height}: set both, or both to 0 "
                           "(the checkpoint's size)")
-    from roadseg_ros.checkpoint import CheckpointError, load_checkpoint
+    from roadseg_ros.checkpoint import CheckpointError, load_weights
     from roadseg_ros.inference import Segmenter
 
-    try:
-        ckpt = load_checkpoint(path)
-    except CheckpointError as exc:
-        raise ConfigError(f"cannot load weights: {' '.join(str(exc).split())}") from None
+    path, ckpt = load_weights(weights, how="-p weights:=PATH")
     # Checked before the model is built, so a wrong name fails fast and with nothing else printed.
     try:
         drivable = parse_class_list(drivable_classes, list(ckpt.class_names), list(ckpt.drivable_classes))

@@ -15,6 +15,7 @@ supports Humble too.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from rclpy.node import Node
 
 from roadseg_ros.config import ConfigError
 
-__all__ = ["run_node", "one_line"]
+__all__ = ["run_node", "one_line", "EngineLogHandler"]
 
 N = TypeVar("N", bound=Node)
 
@@ -81,3 +82,17 @@ def run_node(name: str, make: Callable[[], N], args: Sequence[str] | None = None
                 on_exit(node)
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+class EngineLogHandler(logging.Handler):
+    """Forwards the engine's Python log records (``logging.getLogger("roadseg_ros")``) to a node's
+    logger, so they reach ``/rosout`` and the launch log like the node's own messages."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self._logger = node.get_logger()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = self._logger.error if record.levelno >= logging.ERROR else \
+            self._logger.warning if record.levelno >= logging.WARNING else self._logger.info
+        log(record.getMessage())

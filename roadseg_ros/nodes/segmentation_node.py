@@ -40,7 +40,7 @@ from roadseg_ros.config import ConfigError
 from roadseg_ros.geometry import GridSpec
 from roadseg_ros.image_codec import decode_compressed, decode_image_msg
 from roadseg_ros.msg import DrivableArea
-from roadseg_ros.nodes.common import run_node
+from roadseg_ros.nodes.common import EngineLogHandler, run_node
 from roadseg_ros.nodes.messages import diagnostic_array, product_msg
 from roadseg_ros.nodes.params import SEGMENTATION, declare_parameters
 from roadseg_ros.pipeline import (
@@ -64,19 +64,6 @@ def _qos(reliable: bool, depth: int = 1) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
-class _RosLogHandler(logging.Handler):
-    """Forwards the engine's Python log records (e.g. the CPU fallback warning) to the node's logger."""
-
-    def __init__(self, node: Node) -> None:
-        super().__init__()
-        self._logger = node.get_logger()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        log = self._logger.error if record.levelno >= logging.ERROR else \
-            self._logger.warning if record.levelno >= logging.WARNING else self._logger.info
-        log(record.getMessage())
-
-
 class SegmentationNode(Node):
     """Road segmentation node; see the module docstring. ``node_kwargs`` go to ``Node``.
 
@@ -86,7 +73,7 @@ class SegmentationNode(Node):
 
     def __init__(self, node_name: str = DEFAULT_NODE_NAME, **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
-        self._log_handler = _RosLogHandler(self)
+        self._log_handler = EngineLogHandler(self)   # e.g. the engine's CPU fallback warning
         logging.getLogger("roadseg_ros").addHandler(self._log_handler)
         self.pipeline: FramePipeline | None = None
         try:

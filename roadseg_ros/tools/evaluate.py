@@ -21,7 +21,6 @@ from roadseg_ros.config import (
     DEFAULT_EVAL_SPLITS,
     PRECISIONS,
     ConfigError,
-    resolve_weights,
     size_type,
 )
 from roadseg_ros.evaluation import BINARY_BY_DEFAULT, evaluate_dataset, format_table
@@ -79,14 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``roadseg-eval``; returns the exit status (2 on a usage/data problem)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from roadseg_ros.checkpoint import CheckpointError, load_checkpoint
+    from roadseg_ros.checkpoint import load_weights
     from roadseg_ros.data import DatasetError, build_dataset
     from roadseg_ros.inference import Segmenter
 
     try:
-        weights = resolve_weights(args.weights)
-        ckpt = load_checkpoint(weights)
-    except (ConfigError, CheckpointError) as exc:
+        weights, ckpt = load_weights(args.weights)
+    except ConfigError as exc:
         print(f"roadseg-eval: {exc}", file=sys.stderr)
         return 2
     if args.dataset != "synthetic" and args.data is None:

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from roadseg_ros.checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_checkpoint
-from roadseg_ros.config import ConfigError, default_weights_path, resolve_weights, size_type
+from roadseg_ros.checkpoint import Checkpoint, load_weights, model_from_checkpoint
+from roadseg_ros.config import ConfigError, default_weights_path, size_type
 from roadseg_ros.models import main_output
 
 FORMATS = ("torchscript", "onnx")
@@ -222,9 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     try:
-        weights = resolve_weights(args.weights)
-        ckpt = load_checkpoint(weights)
-    except (ConfigError, CheckpointError) as exc:
+        weights, ckpt = load_weights(args.weights)
+    except ConfigError as exc:
         print(f"roadseg-export: {exc}", file=sys.stderr)
         return 2
     name = args.name or Path(weights).stem
