@@ -27,6 +27,7 @@ batch the waiting frames into one ``Segmenter.predict`` call (it accepts NxHxWx3
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import math
 import os
@@ -439,7 +440,7 @@ class FramePipeline:
                 self._stats["rejected"] += 1
             self.warn(f"rejected frame from {self.input_name}: {exc}")
             return
-        frame = Frame(frame.payload, frame.received, frame.source, order)
+        frame = dataclasses.replace(frame, color_order=order)
         enabled = self.settings.enabled
         wanted = {name for name in self._demand() if enabled.get(name, False)}
         height, width = image.shape[:2]

@@ -29,7 +29,6 @@ from rclpy.node import Node
 
 from roadseg_ros.config import CARLA_LABEL_SCHEMES, PRECISIONS, ConfigError, check_device
 from roadseg_ros.image_codec import SUPPORTED_ENCODINGS
-from roadseg_ros.pipeline import OUTPUTS
 
 __all__ = ["ParamSpec", "ParamTable", "ConfigError", "declare_parameters", "SEGMENTATION", "CAMERA_SOURCE",
            "RECORDER", "CARLA_BRIDGE", "CARLA_EVALUATOR", "TABLES", "markdown_table", "yaml_text"]
@@ -184,8 +183,8 @@ def _sync_check(name: str, value: Any, values: dict[str, Any]) -> str | None:
 
 
 # ----------------------------------------------------------------------------- the tables
-_PUBLISHED = ("mask", "overlay", "color_mask", "confidence", "drivable_area", "drivable_grid")
-assert set(_PUBLISHED) == set(OUTPUTS)
+#: The pipeline's outputs (OUTPUTS) in the order the README and the YAML have always listed them.
+PUBLISHED = ("mask", "overlay", "color_mask", "confidence", "drivable_area", "drivable_grid")
 
 SEGMENTATION = ParamTable("segmentation_node", (
     ParamSpec("weights", "", "Checkpoint file (.pt); empty: the bundled default checkpoint."),
@@ -205,7 +204,7 @@ SEGMENTATION = ParamTable("segmentation_node", (
               16, 65536),
     ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in ~/overlay.", 0.0, 1.0, dynamic=True),
     *(ParamSpec(f"publish_{name}", True, f"Publish ~/{name} (computed only while someone subscribes).",
-                dynamic=True) for name in _PUBLISHED),
+                dynamic=True) for name in PUBLISHED),
     ParamSpec("max_rate_hz", 0.0, "Process at most this many frames per second; 0: as fast as possible.",
               0.0, 1000.0, dynamic=True),
     ParamSpec("warn_throttle_s", 5.0, "Minimum seconds between repeated warnings about bad frames.",

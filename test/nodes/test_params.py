@@ -23,12 +23,14 @@ from roadseg_ros.nodes.params import (  # noqa: E402
     CAMERA_SOURCE,
     CARLA_BRIDGE,
     CARLA_EVALUATOR,
+    PUBLISHED,
     SEGMENTATION,
     TABLES,
     declare_parameters,
     markdown_table,
     yaml_text,
 )
+from roadseg_ros.pipeline import OUTPUTS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -40,6 +42,11 @@ def test_readme_parameter_table_is_current() -> None:
     assert block, "README.md has no params:begin/params:end block"
     assert block.group(1) == markdown_table(), (
         "README parameter table is stale: regenerate it with ./dev.sh run python -m roadseg_ros.nodes.params")
+
+
+def test_every_pipeline_output_has_a_publish_flag() -> None:
+    assert sorted(PUBLISHED) == sorted(OUTPUTS)
+    assert {f"publish_{name}" for name in OUTPUTS} <= set(SEGMENTATION.names)
 
 
 def test_every_parameter_is_documented_once() -> None:

@@ -469,7 +469,7 @@ def startup_results(trained_model, tmp_path_factory):
 def test_invalid_configuration_exits_with_one_clear_line(startup_results, case: str) -> None:
     rc, out, err = startup_results[case]
     lines = [ln for ln in (out + err).splitlines() if ln.strip()]
-    assert rc != 0, f"{case}: the node started anyway\n{out}{err}"
+    assert rc == 2, f"{case}: exit status {rc}, not 2 (configuration error)\n{out}{err}"
     assert len(lines) == 1, f"{case}: expected one line, got:\n{out}{err}"
     assert "Traceback" not in err
     assert STARTUP_CASES[case][1] in lines[0], lines[0]
