@@ -208,7 +208,7 @@ def _checkpoint_for(ctx: StageContext, size: tuple[int, int]) -> Path:
     """The weights the node and export stages use: bundled (GPU run) or tiny random (dry run)."""
     if ctx.weights and Path(ctx.weights).is_file():
         return Path(ctx.weights)
-    from roadseg_ros.checkpoint import default_weights_path
+    from roadseg_ros.config import default_weights_path
 
     plan, scratch = ctx.plan, ctx.scratch
 
@@ -256,7 +256,8 @@ def stage_environment(ctx: StageContext) -> dict:
 
     plan = ctx.plan
 
-    from roadseg_ros.checkpoint import default_weights_path, load_checkpoint
+    from roadseg_ros.checkpoint import load_checkpoint
+    from roadseg_ros.config import default_weights_path
     from roadseg_ros.models import DEFAULT_MODEL, list_models
 
     info: dict[str, Any] = {
@@ -354,7 +355,8 @@ def stage_segmenter(ctx: StageContext) -> dict:
     plan, scratch, timeout_s = ctx.plan, ctx.scratch, ctx.timeout_s
     import torch
 
-    from roadseg_ros.checkpoint import default_weights_path, load_checkpoint
+    from roadseg_ros.checkpoint import load_checkpoint
+    from roadseg_ros.config import default_weights_path
     from roadseg_ros.models import DEFAULT_MODEL, list_models
 
     if plan.seg_threads:  # one thread on a shared CPU: OpenMP threads otherwise wait on each other
@@ -434,7 +436,7 @@ def stage_train(ctx: StageContext) -> dict:
     plan, scratch, timeout_s = ctx.plan, ctx.scratch, ctx.timeout_s
     out = scratch / "train"
     model = plan.train_model
-    cmd = [sys.executable, "-m", "roadseg_ros.train", "--synthetic", str(plan.train_scenes),
+    cmd = [sys.executable, "-m", "roadseg_ros.tools.train", "--synthetic", str(plan.train_scenes),
            "--val-split", "none", "--input-size", _size_text(plan.train_size),
            "--batch-size", str(plan.train_batch), "--epochs", str(plan.train_epochs),
            "--max-steps-per-epoch", str(plan.train_steps_per_epoch), "--workers", str(plan.train_workers),
