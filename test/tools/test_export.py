@@ -103,3 +103,29 @@ def test_cli_errors(tmp_path, capsys):
     assert "missing.pt" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--weights", "x.pt", "--format", "tflite"])
+
+
+@pytest.mark.parametrize("arch", ["psp_lite0", "fcn8s_lite0"])
+def test_pretrained_encoder_models_export_with_parity(tmp_path, arch):
+    """The EfficientNet-Lite0 models (TF 'same' padding, pyramid pooling) export to TorchScript and
+    ONNX with the eager model's logits, at the export size and, for ONNX, at another size."""
+    from roadseg_ros.classes import CAMVID11
+    from roadseg_ros.models.efficientnet import LITE_MEAN, LITE_STD
+
+    torch.manual_seed(3)
+    model = build_model(arch, CAMVID11.num_classes, pretrained=True).eval()
+    ckpt = Checkpoint(arch=arch, arch_kwargs={}, class_names=list(CAMVID11.class_names),
+                      class_colors=list(CAMVID11.class_colors), drivable_classes=[3], mean=LITE_MEAN,
+                      std=LITE_STD, input_size=(96, 64), state_dict=model.state_dict(), training={})
+    side = export_checkpoint(ckpt, tmp_path, arch, input_size=(96, 64), batch_size=1)
+    assert side["ok"] is True
+    for fmt in ("torchscript", "onnx"):
+        parity = side["exports"][fmt]["parity"]
+        assert parity["ok"] and parity["max_abs_diff"] <= TOL, (fmt, parity)
+    if side["exports"]["onnx"]["dynamic_shapes"]:
+        x = torch.randn(1, 3, 75, 131, generator=torch.Generator().manual_seed(9))
+        session = ort.InferenceSession(str(tmp_path / f"{arch}.onnx"), providers=["CPUExecutionProvider"])
+        got = session.run(["logits"], {"input": x.numpy()})[0]
+        with torch.inference_mode():
+            ref = model_from_checkpoint(ckpt)(x).numpy()
+        assert np.abs(got - ref).max() <= TOL
