@@ -16,6 +16,7 @@ import torch
 
 from roadseg_ros.checkpoint import load_checkpoint
 from roadseg_ros.classes import IGNORE_INDEX
+from roadseg_ros.config import DATASET_LICENSES
 from roadseg_ros.tools import train
 from roadseg_ros.training import arguments, data, schedule
 from roadseg_ros.training.model import build_model_for
@@ -60,6 +61,7 @@ def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
             assert key in t, key
         assert t["seed"] == 3
         assert t["hyperparameters"]["lr"] == 0.01
+        assert t["data_licenses"] == {"synthetic": DATASET_LICENSES["synthetic"]}
     best = load_checkpoint(out / "best.pt").training
     assert best["metrics"]["val"]["mean_iou"] == pytest.approx(max(h["val"]["mean_iou"] for h in hist))
     assert load_checkpoint(out / "last.pt").training["epochs"] == 12
