@@ -79,7 +79,7 @@ def measure(weights: str, size: tuple[int, int], network: tuple[int, int], frame
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["576x160", "1280x720"], help="image sizes WxH")
     parser.add_argument("--network-size", default="576x160", help="network input size WxH (default 576x160)")
     parser.add_argument("--frames", type=int, default=60, help="timed predicts per run (default 60)")

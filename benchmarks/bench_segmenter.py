@@ -204,7 +204,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=None, help="models (default: every registered one)")
     parser.add_argument("--sizes", nargs="+", type=size_type(), default=None, metavar="WxH",
                         help=f"image = network sizes (default: {' '.join(DEFAULT_SIZES)})")

@@ -152,7 +152,8 @@ def _camvid_check(name: str, kwargs: dict, data, minutes: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer iterations (a rough figure in ~1 minute)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2: the target box)")
     p.add_argument("--size", default="576x160", help="inference WIDTHxHEIGHT (default 576x160)")

@@ -153,3 +153,18 @@ def test_no_import_cycles() -> None:
 def test_the_cycle_check_sees_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
     assert cycles(graph) == [{"a", "b", "c"}]
+
+
+def test_every_command_line_parser_refuses_abbreviations() -> None:
+    """argparse's prefix matching took ``roadseg-infer --input DIR`` for ``--input-size`` and
+    failed with a confusing size error; every parser the project ships sets allow_abbrev=False."""
+    missing = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(ROOT / "benchmarks").glob("*.py"),
+                        *(ROOT / "scripts").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) \
+                    == "ArgumentParser":
+                flag = {k.arg: k.value for k in node.keywords}.get("allow_abbrev")
+                if not (isinstance(flag, ast.Constant) and flag.value is False):
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not missing, f"ArgumentParser without allow_abbrev=False: {missing}"

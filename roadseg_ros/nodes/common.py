@@ -11,10 +11,16 @@ with status 2 and another with 1. Here it is once. Exit statuses:
 ``rclpy.init`` is paired with ``try_shutdown`` in a ``finally`` block rather than used
 as ``with rclpy.init()``: the context manager exists from Jazzy on, and the package
 supports Humble too.
+
+Two things every node gets here rather than in its own code: ``--help`` (usage and the
+node's parameter table, printed before rclpy starts, so asking for help never publishes),
+and one warning per parameter override the node does not declare (rclpy drops those
+silently, so ``-p timeout:=2.0`` for ``timeout_s`` would otherwise look accepted).
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 import time
@@ -26,8 +32,10 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from roadseg_ros.config import ConfigError
+from roadseg_ros.nodes.params import TABLES
 
-__all__ = ["run_node", "one_line", "EngineLogHandler"]
+__all__ = ["run_node", "one_line", "EngineLogHandler", "wants_help", "usage", "undeclared_overrides",
+           "warn_undeclared_overrides"]
 
 N = TypeVar("N", bound=Node)
 
@@ -49,6 +57,11 @@ def run_node(name: str, make: Callable[[], N], args: Sequence[str] | None = None
     without it, spin until shutdown. ``on_exit(node)`` runs before the node is destroyed,
     however the run ended.
     """
+    argv = list(sys.argv[1:] if args is None else args)
+    if wants_help(argv):
+        module = sys.modules.get(getattr(make, "__module__", ""))
+        print(usage(name, module.__doc__ if module is not None else None))
+        return 0
     try:
         rclpy.init(args=list(args) if args is not None else None)
     except Exception as exc:  # malformed --ros-args and the like
@@ -57,6 +70,7 @@ def run_node(name: str, make: Callable[[], N], args: Sequence[str] | None = None
     node: N | None = None
     try:
         node = make()
+        warn_undeclared_overrides(node)
         if start is not None:
             start(node)
         if until is None:
@@ -82,6 +96,62 @@ def run_node(name: str, make: Callable[[], N], args: Sequence[str] | None = None
                 on_exit(node)
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def wants_help(argv: Sequence[str]) -> bool:
+    """Whether ``-h``/``--help`` is among the node's own arguments (outside ``--ros-args ... --``)."""
+    in_ros_args = False
+    for token in argv:
+        if token == "--ros-args":
+            in_ros_args = True
+        elif token == "--" and in_ros_args:
+            in_ros_args = False
+        elif not in_ros_args and token in ("-h", "--help"):
+            return True
+    return False
+
+
+def usage(name: str, doc: str | None = None) -> str:
+    """What ``NODE --help`` prints: how to run it, what it does, and its parameters from ``nodes.params``."""
+    lines = [f"usage: ros2 run roadseg_ros {name} [--ros-args [-p NAME:=VALUE ...] [--params-file FILE] "
+             "[-r FROM:=TO ...]]"]
+    if doc:
+        lines += ["", doc.strip().split("\n\n")[0]]
+    table = TABLES.get(name)
+    if table is not None:
+        lines += ["", "parameters (NAME: type = default  description):"]
+        for p in table.params:
+            kind = type(p.default).__name__ if not isinstance(p.default, list) \
+                else f"{type(p.default[0]).__name__}[]"
+            extra = f" One of: {', '.join(p.choices)}." if p.choices else \
+                f" Range [{p.low}, {p.high}]." if p.low is not None else ""
+            lines.append(f"  {p.name}: {kind} = {p.default!r}  {p.description}{extra}"
+                         f"{' (dynamic)' if p.dynamic else ''}")
+    return "\n".join(lines)
+
+
+def undeclared_overrides(node: Node) -> list[str]:
+    """Names given as parameter overrides (``-p``, params file, launch) that ``node`` did not declare.
+
+    rclpy keeps the overrides it was started with (``Node._parameter_overrides``: global and
+    node-specific ``--ros-args``, plus ``parameter_overrides=``) and uses one only when the
+    node declares that name; with ``allow_undeclared_parameters=False`` the rest are dropped
+    without a word. Call after the node declared everything.
+    """
+    overrides = getattr(node, "_parameter_overrides", {}) or {}
+    return sorted(n for n in overrides if not node.has_parameter(n) and not n.startswith("qos_overrides."))
+
+
+def warn_undeclared_overrides(node: Node) -> list[str]:
+    """Log one warning per undeclared override, naming it and the closest declared parameter."""
+    unknown = undeclared_overrides(node)
+    declared = list(getattr(node, "_parameters", {}))
+    for name in unknown:
+        close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        node.get_logger().warning(f"parameter '{name}' is not a parameter of {node.get_name()} and is "
+                                  f"ignored{hint}")
+    return unknown
 
 
 class EngineLogHandler(logging.Handler):

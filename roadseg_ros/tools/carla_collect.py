@@ -78,6 +78,7 @@ def save_pair(output: Path, index: int, rgb_bgra: np.ndarray, semantic_bgra: np.
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="roadseg-carla-collect",
         description="Drive a CARLA ego vehicle on autopilot and save RGB + semantic pairs "
                     "(CameraRGB/, CameraSeg/ with the label id in red) for roadseg-train.",

@@ -36,6 +36,7 @@ IDLE_AFTER_SOURCE_END_S = 5.0
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="roadseg-demo",
         description="Run camera -> road segmentation node -> recorder in one process and write an overlay "
                     "video, snapshots and summary.json.",

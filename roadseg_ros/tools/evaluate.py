@@ -46,8 +46,8 @@ roadseg-train --synthetic.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="roadseg-eval", description=__doc__.split("\n\n")[0], epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="roadseg-eval", description=__doc__.split("\n\n")[0],
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, default=None,
                    help="checkpoint (default: the bundled roadseg_ros/weights/roadseg_default.pt)")
     p.add_argument("--dataset", required=True, choices=DATASET_NAMES)

@@ -183,6 +183,7 @@ def export_checkpoint(ckpt: Checkpoint, out_dir: Path, name: str, formats: Seque
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="roadseg-export", description="Export a checkpoint to TorchScript and ONNX with a parity check.")
     parser.add_argument("--weights", type=Path, default=None,
                         help=f"checkpoint (default: the bundled {default_weights_path()})")

@@ -44,6 +44,7 @@ logger = logging.getLogger("roadseg-infer")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="roadseg-infer",
         description="Segment an image, a folder of images or a video; write masks and overlays.")
     parser.add_argument("input", type=Path, help="image file, folder of images, or video file")

@@ -64,6 +64,7 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="roadseg-train",
         description="Train a road-segmentation model; writes OUTPUT/best.pt, last.pt (checkpoint format of "
                     "roadseg_ros.checkpoint), resume.pt, metrics.jsonl and TensorBoard logs in OUTPUT/tb. "

@@ -8,7 +8,7 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.node import Node  # noqa: E402
 
 from roadseg_ros.config import ConfigError  # noqa: E402
-from roadseg_ros.nodes.common import run_node  # noqa: E402
+from roadseg_ros.nodes.common import run_node, undeclared_overrides, wants_help  # noqa: E402
 
 
 class _Once(Node):
@@ -49,3 +49,46 @@ def test_exit_statuses(capsys) -> None:
     assert run_node("t", make, ["--ros-args", "-p"]) == 2          # malformed --ros-args
     assert capsys.readouterr().err.startswith("t: error: ")
     assert not rclpy.ok()
+
+
+def _never() -> Node:
+    raise AssertionError("--help must not create the node")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["--ros-args", "-p", "seed:=1", "--", "--help"]])
+def test_help_prints_usage_and_starts_nothing(argv, capsys) -> None:
+    assert run_node("camera_source", _never, argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ros2 run roadseg_ros camera_source")
+    assert "  rate_hz: float = 10.0" in out and "wait_for_subscribers" in out
+    assert not rclpy.ok()
+
+
+def test_help_inside_ros_args_is_not_ours() -> None:
+    assert not wants_help(["--ros-args", "-p", "x:=--help"]) and not wants_help([])
+    assert wants_help(["--ros-args", "-p", "x:=1", "--", "-h"])
+
+
+class _Declares(Node):
+    def __init__(self) -> None:
+        super().__init__("declares_timeout_s")
+        self.declare_parameter("timeout_s", 10.0)
+
+
+def test_undeclared_overrides_are_warned_once_by_name(capfd) -> None:
+    seen: list[list[str]] = []
+
+    def make() -> _Declares:
+        return _Declares()
+
+    def until(node: _Declares) -> bool:
+        seen.append(undeclared_overrides(node))
+        return True
+
+    argv = ["--ros-args", "-p", "timeout:=2.0", "-p", "timeout_s:=3.0", "-p", "colour:=red"]
+    assert run_node("t", make, argv, until=until) == 0
+    assert seen == [["colour", "timeout"]]
+    err = capfd.readouterr().err
+    assert err.count("parameter 'timeout' is not a parameter of declares_timeout_s") == 1
+    assert "did you mean 'timeout_s'?" in err and "parameter 'colour' is not a parameter" in err
+    assert "'timeout_s' is not" not in err

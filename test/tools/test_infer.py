@@ -129,3 +129,12 @@ def test_missing_default_weights_says_how_to_get_them(tmp_path, capsys, monkeypa
     assert main([str(img), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert str(absent) in err and "roadseg-train" in err and "--weights" in err
+
+
+def test_an_abbreviated_option_is_an_error_not_another_option(tmp_path, weights, capsys):
+    # argparse's prefix matching used to read --input as --input-size ("bad size 'DIR'").
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path), "--input", str(tmp_path), "--weights", str(weights)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --input" in err and "size" not in err.split("error:")[-1]
