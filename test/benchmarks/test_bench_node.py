@@ -7,6 +7,7 @@ real DDS, and the JSON holds every figure the README quotes.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -33,5 +34,20 @@ def test_bench_node_smoke_run(tmp_path: Path, save_tiny_checkpoint) -> None:
         assert opened["received"] > 0 and opened["fps"] > 0, opened
     diagnostics = results["node"]["diagnostics"]
     assert int(diagnostics.get("frames_processed", 0)) > 0, diagnostics
+    assert report["meta"]["threads"] == 1
     summary = report["summary"]
     assert summary["node_vs_raw_throughput"] > 0 and summary["node_vs_baseline_throughput"] > 0
+
+
+def test_raw_predict_node_and_baseline_get_one_thread_count() -> None:
+    # --quick used to time raw predict with torch's 2 threads against the 1-thread node (59%).
+    from roadseg_ros.pipeline import default_num_threads
+
+    spec = importlib.util.spec_from_file_location("bench_node", ROOT / "benchmarks" / "bench_node.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.thread_count(0) == default_num_threads()
+    assert bench.thread_count(3) == 3
+    source = (ROOT / "benchmarks" / "bench_node.py").read_text()
+    assert "args.threads = thread_count(args.threads)" in source
+    assert "threads or None" not in source and "if threads:" not in source
