@@ -16,12 +16,23 @@ Either way the segmentation node reads ``/carla/ego_vehicle/rgb_front/image`` an
 ``carla_evaluator`` compares its ``/roadseg/mask`` with
 ``/carla/ego_vehicle/semantic_segmentation_front/image`` (CityScapes palette), publishing
 running IoU / precision / recall on ``/carla_evaluator/metrics``.
+
+When roadseg_ros's ``carla_bridge`` exits (no simulator reachable, the simulator quit),
+the launch shuts down instead of leaving the other nodes waiting.
 """
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo, OpaqueFunction
+from launch.actions import (
+    DeclareLaunchArgument,
+    IncludeLaunchDescription,
+    LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+    Shutdown,
+)
 from launch.conditions import IfCondition
+from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -96,7 +107,15 @@ def _bridge(context: LaunchContext):
             "role_name": "ego_vehicle",
         }],
     )
-    return [LogInfo(msg="roadseg_ros: carla_ros_bridge not used; starting roadseg_ros carla_bridge"), own]
+    # Without its bridge the graph only waits (no simulator, wrong port, the simulator quit):
+    # end the whole launch when the bridge exits, whatever its status, rather than leave the
+    # segmentation node and the evaluator running until Ctrl-C.
+    bridge_gone = RegisterEventHandler(OnProcessExit(target_action=own, on_exit=[
+        LogInfo(msg="roadseg_ros: carla_bridge exited; shutting the launch down"),
+        Shutdown(reason="carla_bridge exited"),
+    ]))
+    return [LogInfo(msg="roadseg_ros: carla_ros_bridge not used; starting roadseg_ros carla_bridge"), own,
+            bridge_gone]
 
 
 def _segmentation(context: LaunchContext) -> list[Node]:

@@ -457,3 +457,37 @@ def test_launch_descriptions_load_with_launch():
         assert isinstance(description, launch.LaunchDescription)
         names = {a.name for a in description.get_launch_arguments()}
         assert "device" in names
+
+
+def test_carla_launch_shuts_down_when_its_bridge_exits():
+    """carla_bridge without a simulator exits with an error; the launch must not keep the rest running.
+
+    Checked on the syntax tree: an ``OnProcessExit`` handler targeting the carla_bridge ``Node``
+    (the same variable) is registered, and its actions include ``Shutdown``; the names are
+    imported from where launch 3.x defines them.
+    """
+    path = REPO / "launch" / "carla.launch.py"
+    tree = ast.parse(path.read_text())
+    imported = {alias.name: node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names}
+    assert imported.get("OnProcessExit") == "launch.event_handlers"
+    assert imported.get("Shutdown") == imported.get("RegisterEventHandler") == "launch.actions"
+    calls = [c for c in ast.walk(tree) if isinstance(c, ast.Call)]
+    bridge_vars = {t.id for n in ast.walk(tree)
+                   if isinstance(n, ast.Assign) and n.value in calls and _call_name(n.value) == "Node"
+                   and ast.literal_eval(_kw(n.value, "executable")) == "carla_bridge" for t in n.targets}
+    assert bridge_vars, "carla.launch.py starts no carla_bridge Node assigned to a name"
+    handlers = [c for c in calls if _call_name(c) == "RegisterEventHandler"]
+    found = False
+    for handler in handlers:
+        event = handler.args[0] if handler.args else _kw(handler, "event_handler")
+        if not (isinstance(event, ast.Call) and _call_name(event) == "OnProcessExit"):
+            continue
+        target, actions = _kw(event, "target_action"), _kw(event, "on_exit")
+        if isinstance(target, ast.Name) and target.id in bridge_vars and isinstance(actions, ast.List):
+            found = any(isinstance(a, ast.Call) and _call_name(a) == "Shutdown" for a in actions.elts)
+    assert found, "no OnProcessExit(target_action=<carla_bridge>, on_exit=[..., Shutdown(...)])"
+    # ...and the handler is returned with the bridge, so launch registers it.
+    returns = [r for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "_bridge"
+               for r in ast.walk(f) if isinstance(r, ast.Return)]
+    assert any("bridge_gone" in ast.unparse(r) for r in returns)
