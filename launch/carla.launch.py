@@ -15,7 +15,8 @@ ROS 2, chosen by ``use_official_bridge`` (auto: the official one when installed)
 Either way the segmentation node reads ``/carla/ego_vehicle/rgb_front/image`` and the
 ``carla_evaluator`` compares its ``/roadseg/mask`` with
 ``/carla/ego_vehicle/semantic_segmentation_front/image`` (CityScapes palette), publishing
-running IoU / precision / recall on ``/carla_evaluator/metrics``.
+running IoU / precision / recall on ``/carla_evaluator/metrics``, counting as drivable the
+classes the model declares (latched on ``/roadseg/classes``), whatever its taxonomy.
 
 When roadseg_ros's ``carla_bridge`` exits (no simulator reachable, the simulator quit),
 the launch shuts down instead of leaving the other nodes waiting.
@@ -174,10 +175,10 @@ def generate_launch_description() -> LaunchDescription:
         emulate_tty=True,
         parameters=[{
             "carla_labels": ParameterValue(LaunchConfiguration("carla_labels"), value_type=str),
-            "drivable_classes": [3],
             "use_sim_time": True,
         }],
-        remappings=[("mask", "/roadseg/mask"), ("semantic", SEMANTIC_IMAGE)],
+        # drivable classes: the model's own, latched by the segmentation node on ~/classes
+        remappings=[("mask", "/roadseg/mask"), ("semantic", SEMANTIC_IMAGE), ("classes", "/roadseg/classes")],
     )
     rviz = Node(
         package="rviz2",

@@ -4,8 +4,13 @@ CARLA renders a semantic-segmentation camera next to the RGB one; both images of
 simulation step carry the same header stamp, and the segmentation node passes the RGB
 stamp on to its ``mask``. This node pairs ``mask`` (mono8 class ids of the node's model)
 with ``semantic`` (CARLA's semantic image) by that stamp, turns both into drivable/not
-(the model's ``drivable_classes``; CARLA's road + road line, read from palette colours
+(the model's drivable classes; CARLA's road + road line, read from palette colours
 or raw ids of either CARLA numbering, ``carla_labels``), and keeps running pixel counts.
+
+The model's drivable classes come from the segmentation node's latched ``~/classes``
+topic (subscribed as ``classes``) by default (``drivable_classes: [-1]``), so a model with
+another taxonomy is scored on its own road classes; give ids to override. Masks that
+arrive before the classes are skipped and counted (``waiting_for_classes``).
 
 Publishes ``~/metrics`` (std_msgs/Float32MultiArray) after every pair, layout labels
 ``iou, precision, recall, frame_iou, frames``: the first three over all pairs so far
@@ -28,16 +33,16 @@ from typing import Any
 import cv2
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension, String
 
 from roadseg_ros.carla.labels import LABEL_SCHEMES, label_image_to_drivable
 from roadseg_ros.carla.pairing import StampPairer
 from roadseg_ros.image_codec import ImageFormatError, decode_image_msg
 from roadseg_ros.metrics import binary_counts, prf_from_counts
 from roadseg_ros.nodes.common import run_node
-from roadseg_ros.nodes.messages import stamp_ns
+from roadseg_ros.nodes.messages import classes_from_msg, stamp_ns
 from roadseg_ros.nodes.params import CARLA_EVALUATOR, declare_parameters
 
 #: Order of the values in ``~/metrics``.
@@ -57,10 +62,12 @@ class CarlaEvaluator(Node):
         super().__init__(**node_kwargs)
         p = declare_parameters(self, CARLA_EVALUATOR)
         self.labels = p["carla_labels"]
-        self.drivable_classes = [int(c) for c in p["drivable_classes"]]
         self.summary_path = p["summary_path"]
-        self._lut = np.zeros(256, dtype=bool)
-        self._lut[self.drivable_classes] = True
+        self.drivable_classes: list[int] | None = None
+        self._lut: np.ndarray | None = None
+        self.waiting_for_classes = 0
+        if list(p["drivable_classes"]) != [-1]:
+            self._set_drivable([int(c) for c in p["drivable_classes"]])
         # stream a: the model's drivable masks, stream b: CARLA's
         self.pairs: StampPairer[np.ndarray, np.ndarray] = StampPairer(
             p["buffer_size"], int(round(float(p["stamp_tolerance_s"]) * 1e9)))
@@ -72,9 +79,31 @@ class CarlaEvaluator(Node):
         self.mask_sub = self.create_subscription(Image, "mask", self._on_mask, qos)
         self.semantic_sub = self.create_subscription(Image, "semantic", self._on_semantic, qos)
         self.metrics_pub = self.create_publisher(Float32MultiArray, "~/metrics", 10)
+        self.classes_sub = None
+        if self._lut is None:   # the latched taxonomy of the segmentation node (transient local)
+            self.classes_sub = self.create_subscription(String, "classes", self._on_classes, QoSProfile(
+                depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.get_logger().info(
             f"evaluating {self.mask_sub.topic_name} against {self.semantic_sub.topic_name} "
             f"(CARLA labels: {self.labels}; valid: {', '.join(LABEL_SCHEMES)})")
+
+    def _set_drivable(self, ids: list[int]) -> None:
+        self.drivable_classes = sorted(ids)
+        self._lut = np.zeros(256, dtype=bool)
+        self._lut[self.drivable_classes] = True
+
+    def _on_classes(self, msg: String) -> None:
+        try:
+            data = classes_from_msg(msg)
+        except ValueError as exc:
+            self.get_logger().error(f"{self.classes_sub.topic_name}: {exc}")
+            return
+        if self.drivable_classes != sorted(data["drivable_classes"]):
+            self._set_drivable(list(data["drivable_classes"]))
+            names = [data["class_names"][c] for c in self.drivable_classes]
+            model = data.get("model", "the model")
+            self.get_logger().info(f"drivable classes of {model} from {self.classes_sub.topic_name}: "
+                                   f"{self.drivable_classes} ({', '.join(names)})")
 
     @property
     def dropped(self) -> int:
@@ -97,6 +126,11 @@ class CarlaEvaluator(Node):
 
     # -- pairing -----------------------------------------------------------------------
     def _on_mask(self, msg: Image) -> None:
+        if self._lut is None:
+            self.waiting_for_classes += 1
+            self.get_logger().warning(f"mask skipped: no drivable classes yet (waiting for "
+                                      f"{self.classes_sub.topic_name})", throttle_duration_sec=5.0)
+            return
         drivable = self._convert(msg, self._mask_drivable, "mask")
         if drivable is not None:
             self._score_pair(self.pairs.add_a(stamp_ns(msg.header), drivable))
@@ -144,6 +178,7 @@ class CarlaEvaluator(Node):
         scores = {k: (None if math.isnan(v) else v) for k, v in self.scores().items()}
         return {**scores, "frames": self.frames, "pixels": dict(self.counts),
                 "dropped_unpaired": self.dropped, "skipped_images": self.errors, "carla_labels": self.labels,
+                "waiting_for_classes": self.waiting_for_classes,
                 "drivable_classes": self.drivable_classes}
 
     def report(self) -> dict:

@@ -8,6 +8,7 @@ stays wiring and a builder can be tested on its own.
 from __future__ import annotations
 
 import array
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point32
 from nav_msgs.msg import OccupancyGrid
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
 
 from roadseg_ros.geometry import intrinsics_from_fov
 from roadseg_ros.image_codec import fill_image_msg
@@ -23,7 +25,10 @@ from roadseg_ros.msg import DrivableArea
 from roadseg_ros.pipeline import DrivableAreaProduct, Frame, GridProduct, Health
 
 __all__ = ["product_msg", "image_msg", "drivable_area_msg", "grid_msg", "camera_info_msg", "diagnostic_array",
-           "stamp_ns"]
+           "stamp_ns", "classes_msg", "classes_from_msg", "CLASSES_FORMAT"]
+
+#: ``format`` field of the ``~/classes`` JSON, bumped if its meaning ever changes.
+CLASSES_FORMAT = "roadseg_ros/classes/1"
 
 
 def stamp_ns(header: Any) -> int:
@@ -159,3 +164,35 @@ def diagnostic_array(name: str, hardware_id: str, health: Health, extra: Mapping
     msg.header.stamp = stamp
     return msg
 
+
+
+def classes_msg(model: str, class_names: Sequence[str], class_colors: Sequence[Sequence[int]],
+                drivable_classes: Sequence[int]) -> String:
+    """std_msgs/String holding the model's taxonomy as JSON (the segmentation node's ``~/classes``).
+
+    ``~/mask`` is class ids and means nothing without this: ``{"format", "model",
+    "class_names": [...], "class_colors": [[r, g, b], ...], "drivable_classes": [ids]}``;
+    index i of the lists describes mask value i. JSON in a standard message rather than a
+    package message so that any program (a Python script, Foxglove, a node in another
+    language) reads it without our message package built.
+    """
+    return String(data=json.dumps({
+        "format": CLASSES_FORMAT, "model": model, "class_names": [str(n) for n in class_names],
+        "class_colors": [[int(c) for c in rgb] for rgb in class_colors],
+        "drivable_classes": sorted(int(c) for c in drivable_classes)}))
+
+
+def classes_from_msg(msg: String) -> dict[str, Any]:
+    """The taxonomy ``classes_msg`` wrote; ``ValueError`` naming the problem for anything else."""
+    try:
+        data = json.loads(msg.data)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"classes message is not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != CLASSES_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise ValueError(f"classes message has format {found!r}, expected {CLASSES_FORMAT!r}")
+    names, drivable = data.get("class_names"), data.get("drivable_classes")
+    if not isinstance(names, list) or not isinstance(drivable, list) \
+            or any(not isinstance(c, int) or not 0 <= c < max(len(names), 1) for c in drivable):
+        raise ValueError("classes message: drivable_classes must be ids of class_names")
+    return data

@@ -31,7 +31,8 @@ from roadseg_ros.config import CARLA_LABEL_SCHEMES, PRECISIONS, ConfigError, che
 from roadseg_ros.image_codec import SUPPORTED_ENCODINGS
 
 __all__ = ["ParamSpec", "ParamTable", "ConfigError", "declare_parameters", "SEGMENTATION", "CAMERA_SOURCE",
-           "RECORDER", "CARLA_BRIDGE", "CARLA_EVALUATOR", "TABLES", "markdown_table", "yaml_text"]
+           "RECORDER", "CARLA_BRIDGE", "CARLA_EVALUATOR", "TABLES", "MODEL_FACTS", "markdown_table",
+           "yaml_text"]
 
 QOS_CHOICES = ("auto", "reliable", "best_effort")
 _INT_MAX = 2**31 - 1
@@ -149,6 +150,13 @@ def _class_ids_check(value: list[int]) -> str | None:
     if not value or any(not 0 <= c < 255 for c in value):
         return "give one or more class ids in 0..254"
     return None
+
+
+def _class_ids_or_topic_check(value: list[int]) -> str | None:
+    if list(value) == [-1]:
+        return None
+    reason = _class_ids_check(value)
+    return reason and reason + ", or [-1] for the ids the segmentation node publishes on its classes topic"
 
 
 def _camera_matrix_check(value: list[float]) -> str | None:
@@ -279,8 +287,9 @@ CARLA_BRIDGE = ParamTable("carla_bridge", (
 ), cross_check=_sync_check)
 
 CARLA_EVALUATOR = ParamTable("carla_evaluator", (
-    ParamSpec("drivable_classes", [3], "The model's drivable class ids (CAMVID11 road = 3).",
-              check=_class_ids_check),
+    ParamSpec("drivable_classes", [-1], "The model's drivable class ids; [-1]: the ids the segmentation "
+              "node publishes on its ~/classes topic (subscribed as classes, latched), so they always match "
+              "the model.", check=_class_ids_or_topic_check),
     ParamSpec("carla_labels", "palette", "How the semantic images encode CARLA's labels: palette colours "
               "(both bridges), or raw ids of CARLA < 0.9.14 / >= 0.9.14.", choices=CARLA_LABEL_SCHEMES),
     ParamSpec("buffer_size", 30, "Unpaired messages kept per side; the oldest is dropped and counted.",
@@ -288,6 +297,15 @@ CARLA_EVALUATOR = ParamTable("carla_evaluator", (
     ParamSpec("stamp_tolerance_s", 0.0, "Pair stamps this close; 0: stamps must be equal.", 0.0, 60.0),
     ParamSpec("summary_path", "", "Write the final summary as JSON here; empty: only log it."),
 ))
+
+#: Read-only parameters the segmentation node sets from the loaded model (facts, not settings:
+#: no -p can change them, so they are in no table, the YAML or the README's parameter table).
+MODEL_FACTS: dict[str, str] = {
+    "model.class_names": "Class names of the model; index i names mask value i.",
+    "model.class_colors": "RGB colour of each class, flat: r, g, b of class 0, then class 1, ...",
+    "model.drivable_classes": "Class ids counted as drivable (the drivable_classes parameter, or the "
+                              "checkpoint's).",
+}
 
 TABLES: dict[str, ParamTable] = {t.executable: t for t in
                                  (SEGMENTATION, CAMERA_SOURCE, RECORDER, CARLA_BRIDGE, CARLA_EVALUATOR)}

@@ -16,6 +16,11 @@ limit, which outputs to compute, the network and the drivable analysis) is done 
   processes; depth 1 because only the newest result matters and a slow reader must not
   make the writer hold old frames); reliable depth 10 for ``~/drivable_area`` (small,
   and a logger wants every one) and ``/diagnostics``.
+* **What the mask means**: ``~/classes`` (std_msgs/String, JSON from
+  :func:`~roadseg_ros.nodes.messages.classes_msg`: class names, RGB colours, drivable
+  ids; reliable, transient local, so a program started later still gets it) and the
+  same facts as read-only parameters ``model.class_names``, ``model.class_colors``
+  (flat r, g, b per class) and ``model.drivable_classes`` for ``ros2 param get``.
 
 Run: ``python -m roadseg_ros.nodes.segmentation_node --ros-args -p weights:=model.pt``
 (``ros2 run roadseg_ros segmentation_node`` on a ROS install); defaults in
@@ -30,10 +35,11 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
-from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import String
 
 from roadseg_ros.allocator import allocator_status
 from roadseg_ros.config import ConfigError
@@ -41,8 +47,8 @@ from roadseg_ros.geometry import GridSpec
 from roadseg_ros.image_codec import decode_compressed, decode_image_msg
 from roadseg_ros.msg import DrivableArea
 from roadseg_ros.nodes.common import EngineLogHandler, run_node
-from roadseg_ros.nodes.messages import diagnostic_array, product_msg
-from roadseg_ros.nodes.params import SEGMENTATION, declare_parameters
+from roadseg_ros.nodes.messages import classes_msg, diagnostic_array, product_msg
+from roadseg_ros.nodes.params import MODEL_FACTS, SEGMENTATION, declare_parameters
 from roadseg_ros.pipeline import (
     FramePipeline,
     PipelineSettings,
@@ -95,6 +101,7 @@ class SegmentationNode(Node):
                                                   _qos(True, 10 if name == "drivable_area" else 1))
                       for name, msg_type in _OUTPUT_TYPES.items()}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", _qos(True, 10))
+        self._publish_classes(list(drivable))
         self._compressed = cfg["compressed_input"]
         self._image_topic = "image/compressed" if self._compressed else "image"
         self._image_sub = None
@@ -122,6 +129,26 @@ class SegmentationNode(Node):
             f"ready: {seg.model_name} from {self._weights_label or 'memory'} on {seg.device} "
             f"({seg.precision}, network {w}x{h}); input {self._image_sub.topic_name} "
             f"({'reliable' if self._sub_reliable else 'best effort'}, qos {cfg['input_qos']})")
+
+    def _publish_classes(self, drivable: list[int]) -> None:
+        """Latch the model's taxonomy on ``~/classes`` and mirror it in read-only parameters.
+
+        Published once: transient local keeps it for every reader that joins later (an
+        evaluator, a recorder, Foxglove), so downstream programs need no hard-coded ids.
+        """
+        seg = self.segmenter
+        facts = {"model.class_names": [str(n) for n in seg.class_names],
+                 "model.class_colors": [int(c) for rgb in seg.class_colors for c in rgb],
+                 "model.drivable_classes": [int(c) for c in drivable]}
+        for name, value in facts.items():
+            if value:   # (rclpy cannot type an empty list; the topic still says it)
+                # ignore_override: these describe the loaded model, a -p cannot change them.
+                self.declare_parameter(name, value, ParameterDescriptor(
+                    name=name, description=MODEL_FACTS[name], read_only=True), ignore_override=True)
+        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._classes_pub = self.create_publisher(String, "~/classes", latched)
+        self._classes_pub.publish(classes_msg(seg.model_name, seg.class_names, seg.class_colors, drivable))
 
     # ------------------------------------------------------------------ input
     def _wanted_reliability(self) -> bool:

@@ -17,12 +17,15 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray
+from std_msgs.msg import Float32MultiArray, String
 
+from roadseg_ros.classes import CAMVID11
 from roadseg_ros.config import ConfigError
 from roadseg_ros.nodes.carla_evaluator import METRIC_LABELS, CarlaEvaluator
+from roadseg_ros.nodes.messages import classes_from_msg
+from roadseg_ros.nodes.segmentation_node import SegmentationNode
 
 W, H = 64, 48
 ROAD = 3  # CAMVID11 road id, the evaluator's default drivable class
@@ -83,7 +86,8 @@ def test_evaluator_reports_the_directly_computed_iou(labels):
     executor = SingleThreadedExecutor(context=context)
     try:
         evaluator = CarlaEvaluator(context=context,
-                                   parameter_overrides=[Parameter("carla_labels", value=labels)])
+                                   parameter_overrides=[Parameter("carla_labels", value=labels),
+                                                        Parameter("drivable_classes", value=[ROAD])])
         player = Node("carla_replay", context=context)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         mask_pub = player.create_publisher(Image, "mask", qos)
@@ -137,5 +141,57 @@ def test_evaluator_rejects_an_unknown_label_scheme():
     try:
         with pytest.raises(ConfigError, match="palette"):
             CarlaEvaluator(context=context, parameter_overrides=[Parameter("carla_labels", value="0.9.13")])
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_evaluator_takes_the_drivable_classes_the_segmentation_node_publishes(tmp_path, save_tiny_checkpoint):
+    """No hard-coded [3]: the node latches its model's taxonomy on ~/classes, the evaluator reads it.
+
+    The node is configured with drivable classes 1 and 3 (not the checkpoint's [3]), as a
+    model with another taxonomy would be; the evaluator, started by default, must score
+    with exactly those, and a reader that joins later still gets the latched message.
+    """
+    weights = save_tiny_checkpoint(tmp_path / "tiny.pt", (48, 32))
+    context = Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        node = SegmentationNode(context=context, parameter_overrides=[
+            Parameter("weights", value=str(weights)), Parameter("device", value="cpu"),
+            Parameter("num_threads", value=1), Parameter("drivable_classes", value="1, road"),
+            Parameter("model.drivable_classes", value=[7])])     # a fact, not a setting: ignored
+        executor.add_node(node)
+        assert list(node.get_parameter("model.drivable_classes").value) == [1, 3]
+        assert list(node.get_parameter("model.class_names").value) == list(CAMVID11.class_names)
+        assert len(node.get_parameter("model.class_colors").value) == 3 * CAMVID11.num_classes
+        evaluator = CarlaEvaluator(context=context,
+                                   cli_args=["--ros-args", "-r", "classes:=/roadseg/classes"])
+        executor.add_node(evaluator)
+        assert evaluator.drivable_classes is None
+        _spin_until(executor, lambda: evaluator.drivable_classes is not None, 20.0, "~/classes")
+        assert evaluator.drivable_classes == [1, 3]
+
+        late = Node("late_reader", context=context)
+        got: list[String] = []
+        late.create_subscription(String, "/roadseg/classes", got.append, QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        executor.add_node(late)
+        _spin_until(executor, lambda: got, 20.0, "the latched ~/classes for a late reader")
+        data = classes_from_msg(got[0])
+        assert data["class_names"] == list(CAMVID11.class_names) and data["drivable_classes"] == [1, 3]
+        assert data["class_colors"] == [list(c) for c in CAMVID11.class_colors]
+        assert evaluator.summary()["drivable_classes"] == [1, 3]
+    finally:
+        executor.shutdown()
+        rclpy.shutdown(context=context)
+
+
+def test_drivable_classes_must_be_ids_or_the_topic_marker():
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        with pytest.raises(ConfigError, match=r"\[-1\]"):
+            CarlaEvaluator(context=context, parameter_overrides=[Parameter("drivable_classes", value=[-2])])
     finally:
         rclpy.shutdown(context=context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -89,3 +90,21 @@ def test_diagnostics_levels():
     dead = Health(stats, 0.0, empty, empty, empty, empty, False, "")
     dead_status = diagnostic_array("n", "cpu", dead, {}, _header().stamp).status[0]
     assert dead_status.message == "worker thread stopped"
+
+
+def test_classes_message_round_trip_and_clear_errors() -> None:
+    from std_msgs.msg import String
+
+    from roadseg_ros.nodes.messages import CLASSES_FORMAT, classes_from_msg, classes_msg
+
+    msg = classes_msg("tiny", ["sky", "road"], [(1, 2, 3), (4, 5, 6)], [1])
+    data = json.loads(msg.data)
+    assert data == {"format": CLASSES_FORMAT, "model": "tiny", "class_names": ["sky", "road"],
+                    "class_colors": [[1, 2, 3], [4, 5, 6]], "drivable_classes": [1]}
+    assert classes_from_msg(msg) == data
+    with pytest.raises(ValueError, match="not JSON"):
+        classes_from_msg(String(data="{"))
+    with pytest.raises(ValueError, match="format"):
+        classes_from_msg(String(data='{"format": "other"}'))
+    with pytest.raises(ValueError, match="drivable_classes"):
+        classes_from_msg(classes_msg("tiny", ["sky"], [(1, 2, 3)], [4]))
