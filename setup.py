@@ -45,7 +45,7 @@ setup(
         (f"share/{PACKAGE_NAME}", ["package.xml"]),
     ],
     python_requires=">=3.10",
-    install_requires=["numpy", "opencv-python-headless", "pyyaml", "tqdm", "torch", "torchvision"],
+    install_requires=["numpy", "opencv-python-headless", "pyyaml", "tqdm", "torch", "torchvision", "rosbags"],
     extras_require={"train": ["tensorboard"], "export": ["onnx", "onnxruntime"], "carla": ["carla"]},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
     license="Apache-2.0",

@@ -1,21 +1,24 @@
-"""Where frames come from: image folders, video files and the synthetic road, without ROS.
+"""Where frames come from: image folders, video files, recordings and the synthetic road, without ROS.
 
 The camera source node plays these as a live camera and ``roadseg-infer`` segments them
-offline; both read folders and videos through the functions here, so they agree on which
-files are images, in which order they come and how a video is opened.
+offline; both read folders, videos and rosbag2 recordings (:mod:`roadseg_ros.bags`)
+through the functions here, so they agree on which files are images, in which order they
+come and how a video or a bag is opened.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from roadseg_ros.bags import BagError, BagReader, CameraModel, is_bag
 from roadseg_ros.config import IMAGE_EXTENSIONS
 
-__all__ = ["SourceError", "image_files", "VideoReader", "FrameSource", "SYNTHETIC_SIZE"]
+__all__ = ["SourceError", "image_files", "VideoReader", "FrameSource", "SourceFrame", "SYNTHETIC_SIZE"]
 
 #: Size of the synthetic camera's frames when none is asked for (the demo's).
 SYNTHETIC_SIZE = (640, 360)
@@ -75,17 +78,30 @@ class VideoReader:
         self.close()
 
 
-class FrameSource:
-    """Iterates BGR uint8 frames from ``"synthetic"``, a folder of images or a video file.
+@dataclass(frozen=True)
+class SourceFrame:
+    """A frame with what a recording knows about it: recorded time (ns, monotonic across loops) and camera.
 
-    ``width``/``height`` (both or neither) resize folder and video frames and set the
-    synthetic camera's size; ``loop`` restarts a folder or video at its end (the synthetic
-    road never ends). The synthetic camera drives ``metres_per_frame`` down one road per
-    frame, seeded by ``seed``.
+    Both are ``None`` for sources without them (synthetic, folders, videos).
+    """
+
+    image: np.ndarray
+    time_ns: int | None = None
+    camera: CameraModel | None = None
+
+
+class FrameSource:
+    """Iterates BGR uint8 frames from ``"synthetic"``, images, a video or a rosbag2 recording.
+
+    ``width``/``height`` (both or neither) resize folder, video and bag frames and set the
+    synthetic camera's size; ``loop`` restarts a folder, video or bag at its end (the
+    synthetic road never ends). The synthetic camera drives ``metres_per_frame`` down one
+    road per frame, seeded by ``seed``. A recording (a rosbag2 folder or a .mcap/.db3 file)
+    plays its image topic ``topic`` (empty: its only one) with recorded times and camera.
     """
 
     def __init__(self, source: str, *, width: int = 0, height: int = 0, loop: bool = True, seed: int = 0,
-                 metres_per_frame: float = 0.8) -> None:
+                 metres_per_frame: float = 0.8, topic: str = "") -> None:
         self.source = source
         self.metres_per_frame = float(metres_per_frame)
         self.width, self.height = int(width), int(height)
@@ -94,14 +110,27 @@ class FrameSource:
         if (self.width > 0) != (self.height > 0):
             raise SourceError(f"set both width and height (or neither), got {self.width}x{self.height}")
         self._files: list[Path] = []
+        self.bag: BagReader | None = None
+        path = Path(source).expanduser()
+        if topic and (source == "synthetic" or not is_bag(path)):
+            raise SourceError(f"topic {topic!r} is for recordings (rosbag2 folder, .mcap, .db3); "
+                              f"{source!r} is not one")
         if source == "synthetic":
             self.kind = "synthetic"
             return
-        path = Path(source).expanduser()
         if not path.exists():
             raise SourceError(f"camera source {source!r} does not exist; give 'synthetic', a video file "
                               f"or a folder of images ({', '.join(IMAGE_EXTENSIONS)})")
         self.path = path
+        if is_bag(path):
+            self.kind = "bag"
+            try:
+                self.bag = BagReader(path, topic)
+            except BagError as exc:
+                raise SourceError(str(exc)) from None
+            if self.bag.count == 0:
+                raise SourceError(f"bag {path}: topic {self.bag.topic} holds no messages")
+            return
         if path.is_dir():
             self.kind = "folder"
             self._files = image_files(path)
@@ -125,6 +154,10 @@ class FrameSource:
 
     def frames(self) -> Iterator[np.ndarray]:
         """Yield frames (BGR, HxWx3 uint8) until the source ends (endless if it loops)."""
+        if self.kind == "bag":
+            for frame in self.source_frames():
+                yield frame.image
+            return
         if self.kind == "synthetic":
             yield from self._synthetic()
             return
@@ -141,6 +174,38 @@ class FrameSource:
                         yield self._fit(frame)
             if not self.loop:
                 return
+
+    def source_frames(self) -> Iterator[SourceFrame]:
+        """Like :meth:`frames`, each frame with its recorded time and camera when the source has them.
+
+        A looping recording keeps its times increasing: each pass starts one recorded frame
+        interval after the previous pass ended. A bag that turns out unreadable part-way
+        raises :class:`SourceError` after the frames before the problem.
+        """
+        if self.kind != "bag":
+            for image in self.frames():
+                yield SourceFrame(image)
+            return
+        assert self.bag is not None
+        start: int | None = None     # recorded time the current pass is shifted to start at
+        while True:
+            first = last = gap = None
+            try:
+                for frame in self.bag.frames():
+                    if first is None:
+                        first = frame.time_ns
+                        start = first if start is None else start
+                    elif last is not None:
+                        gap = frame.time_ns - last
+                    last = frame.time_ns
+                    image = self._fit(frame.image)
+                    camera = frame.camera.scaled(image.shape[1], image.shape[0]) if frame.camera else None
+                    yield SourceFrame(image, start + frame.time_ns - first, camera)
+            except BagError as exc:
+                raise SourceError(str(exc)) from None
+            if not self.loop or first is None:
+                return
+            start += (last - first) + (gap or 100_000_000)
 
     def _synthetic(self) -> Iterator[np.ndarray]:
         from roadseg_ros.data.synthetic import render_scene  # the scene generator, only needed here

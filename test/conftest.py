@@ -79,3 +79,63 @@ def _write_frame_folder(folder, n: int) -> list[np.ndarray]:
 def write_frame_folder():
     """Factory: ``(folder, n)`` writes n distinct 40x30 BGR PNG frames (plus a text file) and returns them."""
     return _write_frame_folder
+
+
+def _write_bag(path, frames: list[np.ndarray], *, topic: str = "/cam/image_raw", compressed: bool = False,
+               camera_info: bool = True, storage: str = "mcap", period_ns: int = 100_000_000,
+               encodings: list[str] | None = None, other_image_topic: str | None = None):
+    """Write a real rosbag2 recording with rosbags' Writer (no ROS): ``frames`` (BGR) on ``topic``.
+
+    Image (bgr8, or ``encodings[i]``) or CompressedImage (PNG, lossless, so a test can compare
+    pixels); a ``camera_info`` beside the image topic before every frame when ``camera_info``.
+    Returns the bag folder.
+    """
+    import cv2
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.LATEST)
+    types = store.types
+    time_t, header_t = types["builtin_interfaces/msg/Time"], types["std_msgs/msg/Header"]
+    image_t, compressed_t = types["sensor_msgs/msg/Image"], types["sensor_msgs/msg/CompressedImage"]
+    info_t, roi_t = types["sensor_msgs/msg/CameraInfo"], types["sensor_msgs/msg/RegionOfInterest"]
+    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
+    start = 1_700_000_000 * 1_000_000_000
+    base = topic[: -len("/compressed")] if compressed else topic
+    info_topic = base.rsplit("/", 1)[0] + "/camera_info"
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        msgtype = compressed_t.__msgtype__ if compressed else image_t.__msgtype__
+        image_conn = writer.add_connection(topic, msgtype, typestore=store)
+        info_conn = (writer.add_connection(info_topic, info_t.__msgtype__, typestore=store)
+                     if camera_info else None)
+        other = writer.add_connection(other_image_topic, image_t.__msgtype__, typestore=store) \
+            if other_image_topic else None
+        for i, frame in enumerate(frames):
+            t = start + i * period_ns
+            header = header_t(stamp=time_t(sec=t // 1_000_000_000, nanosec=t % 1_000_000_000), frame_id="cam")
+            h, w = frame.shape[:2]
+            if info_conn is not None:
+                k = np.array([100.0 + i, 0, w / 2, 0, 100.0 + i, h / 2, 0, 0, 1])
+                info = info_t(header=header, height=h, width=w, distortion_model="plumb_bob", d=np.zeros(5),
+                              k=k, r=np.eye(3).ravel(), p=np.zeros(12), binning_x=0, binning_y=0,
+                              roi=roi_t(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+                writer.write(info_conn, t - 1000, store.serialize_cdr(info, info_t.__msgtype__))
+            if compressed:
+                ok, png = cv2.imencode(".png", frame)
+                msg = compressed_t(header=header, format="png", data=png.ravel())
+            else:
+                encoding = encodings[i] if encodings else "bgr8"
+                msg = image_t(header=header, height=h, width=w, encoding=encoding, is_bigendian=0, step=w * 3,
+                              data=np.ascontiguousarray(frame).ravel())
+            writer.write(image_conn, t, store.serialize_cdr(msg, msgtype))
+            if other is not None:
+                msg = image_t(header=header, height=h, width=w, encoding="bgr8", is_bigendian=0, step=w * 3,
+                              data=np.ascontiguousarray(frame).ravel())
+                writer.write(other, t, store.serialize_cdr(msg, image_t.__msgtype__))
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_bag():
+    """Factory: ``write_bag(path, frames, **options)``, a real rosbag2 recording (see ``_write_bag``)."""
+    return _write_bag

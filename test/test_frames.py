@@ -84,3 +84,33 @@ def test_video_reader_reports_rate_and_count(tmp_path):
         assert len(list(video)) == 3
     with pytest.raises(SourceError, match="cannot open the video"):
         VideoReader(tmp_path / "nothing.mp4")
+
+
+def test_bag_source_loops_with_increasing_times_and_a_scaled_camera(tmp_path, write_bag):
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (12, 16, 3), dtype=np.uint8) for _ in range(3)]
+    bag = write_bag(tmp_path / "drive", frames)
+    source = FrameSource(str(bag), width=32, height=24, loop=True)
+    assert source.kind == "bag" and source.bag.topic == "/cam/image_raw"
+    it = source.source_frames()
+    got = [next(it) for _ in range(7)]
+    assert [f.image.shape for f in got] == [(24, 32, 3)] * 7
+    times = [f.time_ns for f in got]
+    assert np.diff(times).tolist() == [100_000_000] * 6            # the second pass follows the first
+    assert got[0].camera.k[0] == pytest.approx(200.0) and got[0].camera.k[2] == pytest.approx(16.0)
+    np.testing.assert_array_equal(got[3].image, got[0].image)
+    once = FrameSource(str(next(bag.glob("*.mcap"))), loop=False)
+    for image, original in zip(once.frames(), frames, strict=True):
+        np.testing.assert_array_equal(image, original)
+
+
+def test_bag_source_errors_name_the_problem(tmp_path, write_bag):
+    bag = write_bag(tmp_path / "drive", [np.zeros((4, 6, 3), np.uint8)] * 2, encodings=["bgr8", "nope16"])
+    with pytest.raises(SourceError, match="no topic /x"):
+        FrameSource(str(bag), topic="/x")
+    with pytest.raises(SourceError, match="topic 'cam' is for recordings"):
+        FrameSource("synthetic", topic="cam")
+    frames = FrameSource(str(bag), loop=False).frames()
+    next(frames)
+    with pytest.raises(SourceError, match="frame 1: .*nope16"):
+        next(frames)

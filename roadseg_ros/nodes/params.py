@@ -234,17 +234,24 @@ SEGMENTATION = ParamTable("segmentation_node", (
 ), cross_check=_grid_size_check)
 
 CAMERA_SOURCE = ParamTable("camera_source", (
-    ParamSpec("source", "synthetic", "synthetic (generated road scenes), a video file, or a folder of images "
-              "(played in file-name order)."),
-    ParamSpec("rate_hz", 10.0, "Frames published per second.", 0.01, 1000.0),
+    ParamSpec("source", "synthetic", "synthetic (generated road scenes), a video file, a folder of images "
+              "(played in file-name order), or a recording: a rosbag2 folder (sqlite3 or MCAP) or a .mcap "
+              "file."),
+    ParamSpec("topic", "", "Recording: the image topic to play (sensor_msgs/Image or CompressedImage); "
+              "empty: its only image topic."),
+    ParamSpec("rate_hz", 10.0, "Frames published per second (a recording: only when bag_rate is 0).",
+              0.01, 1000.0),
+    ParamSpec("bag_rate", 1.0, "Recording: play at this multiple of the recorded timing (2.0: twice as "
+              "fast); 0: ignore the recorded timing and publish at rate_hz.", 0.0, 1000.0),
     ParamSpec("width", 0, "Frame width in pixels; 0: the source's own (synthetic: 640).", 0, 16384),
     ParamSpec("height", 0, "Frame height in pixels; 0: the source's own (synthetic: 360).", 0, 16384),
     ParamSpec("frame_id", "camera", "header.frame_id of image and camera_info."),
     ParamSpec("encoding", "bgr8", "Encoding of the published images.", choices=SUPPORTED_ENCODINGS),
-    ParamSpec("loop", True, "Start a folder or video again at its end."),
+    ParamSpec("loop", True, "Start a folder, video or recording again at its end."),
     ParamSpec("max_frames", 0, "Stop after this many frames; 0: endless (or until a non-looping source "
               "ends).", 0, _INT_MAX),
-    ParamSpec("fov_deg", 90.0, "Horizontal field of view for the published intrinsics (ideal pinhole).",
+    ParamSpec("fov_deg", 90.0, "Horizontal field of view for the published intrinsics (ideal pinhole); a "
+              "recording's own camera_info is used when it has one.",
               1.0, 179.0),
     ParamSpec("camera_matrix", [0.0], "Row-major 3x3 K to publish instead of the fov_deg pinhole; [0.0]: "
               "unset.", check=_camera_matrix_check),

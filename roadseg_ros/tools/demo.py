@@ -1,6 +1,6 @@
 """``roadseg-demo``: see the whole pipeline run in one command, no robot or data needed.
 
-camera_source (synthetic road scenes by default, or your video / image folder)
+camera_source (synthetic road scenes by default, or your video / image folder / recorded drive)
 -> segmentation node (the bundled weights) -> recorder, all in this one process on a
 MultiThreadedExecutor (``ros2 launch`` is not needed, so this also works where only the
 ROS 2 Python wheels are installed). The topics go through the real ROS 2 middleware, so
@@ -16,6 +16,7 @@ Examples::
     roadseg-demo                                   # 60 synthetic frames at 10 Hz
     roadseg-demo --source drive.mp4 --frames 200   # your own video
     roadseg-demo --source path/to/CameraRGB --rate 5 --device cuda
+    roadseg-demo --source drive_bag/ --topic /front/image_raw --frames 0   # a rosbag2 recording (or .mcap)
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "video, snapshots and summary.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--source", default="synthetic",
-                   help="'synthetic', a video file, or a folder of images (sorted by name)")
+                   help="'synthetic', a video file, a folder of images (sorted by name), or a recording "
+                        "(rosbag2 folder, .mcap; played at its recorded timing)")
+    p.add_argument("--topic", default="", help="recording: its image topic (default: its only one)")
     p.add_argument("--frames", type=int, default=60,
                    help="stop after this many processed frames (0: until a video/folder ends)")
     p.add_argument("--rate", type=float, default=10.0, help="camera frame rate in Hz")
@@ -72,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.frames < 0:
         return _fail(f"--frames must be >= 0, got {args.frames}")
     if args.frames == 0 and args.source == "synthetic":
-        return _fail("--frames 0 (until the source ends) needs a video or image folder: "
+        return _fail("--frames 0 (until the source ends) needs a video, image folder or recording: "
                      "the synthetic camera never ends")
     from roadseg_ros.config import ConfigError, resolve_weights
 
@@ -106,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 Parameter("source", value=args.source), Parameter("rate_hz", value=float(args.rate)),
                 Parameter("width", value=args.width), Parameter("height", value=args.height),
                 Parameter("loop", value=False), Parameter("wait_for_subscribers", value=True),
-                Parameter("frame_id", value="demo_camera")])
+                Parameter("frame_id", value="demo_camera"), Parameter("topic", value=args.topic)])
         except ConfigError as exc:
             return _fail(str(exc))
         nodes.append(camera)

@@ -5,7 +5,10 @@ Writes, under ``--output``:
 * for each image ``<name>.<ext>``: ``<name>_mask.png`` (class ids, one uint8 channel)
   and ``<name>_overlay.png`` (the image with the class colours blended in);
 * for a video ``<name>.<ext>``: ``<name>_overlay.mp4`` (mp4v) and one class-id mask per
-  frame in ``<name>_masks/<name>_<frame:06d>_mask.png``.
+  frame in ``<name>_masks/<name>_<frame:06d>_mask.png``;
+* for a recorded drive (a rosbag2 folder or a ``.mcap``/``.db3`` file): the same as for a
+  video, from its image topic (``--topic``; Image or CompressedImage). A recording that
+  turns out truncated or corrupt part-way keeps the frames before the problem.
 
 Files that cannot be read are reported by name and skipped; the exit status is then 1.
 Example::
@@ -18,13 +21,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from roadseg_ros.bags import is_bag
 from roadseg_ros.checkpoint import CheckpointError
 from roadseg_ros.config import (
     IMAGE_EXTENSIONS,
@@ -35,7 +39,7 @@ from roadseg_ros.config import (
     resolve_weights,
     size_type,
 )
-from roadseg_ros.frames import SourceError, VideoReader, image_files
+from roadseg_ros.frames import FrameSource, SourceError, VideoReader, image_files
 from roadseg_ros.inference import Segmenter
 from roadseg_ros.visualize import overlay
 
@@ -46,8 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
         prog="roadseg-infer",
-        description="Segment an image, a folder of images or a video; write masks and overlays.")
-    parser.add_argument("input", type=Path, help="image file, folder of images, or video file")
+        description="Segment an image, a folder of images, a video or a recorded drive (rosbag2 folder, "
+                    ".mcap or .db3 file); write masks and overlays.")
+    parser.add_argument("input", type=Path,
+                        help="image file, folder of images, video file, or rosbag2 recording (folder, "
+                             ".mcap)")
+    parser.add_argument("--topic", default="",
+                        help="recording: the image topic (default: its only sensor_msgs/Image or "
+                             "CompressedImage topic; several are listed)")
     parser.add_argument("--weights", type=Path, default=None,
                         help=f"checkpoint (default: the bundled {default_weights_path()})")
     parser.add_argument("--output", "-o", type=Path, default=Path("roadseg_output"),
@@ -138,13 +148,9 @@ def _process_images(runner: _Runner, images: list[Path], out_dir: Path, used: se
         _write_png(out_dir / f"{stem}_overlay.png", blend)
 
 
-def _process_video(runner: _Runner, path: Path, out_dir: Path, used: set[str], progress: bool,
-                   failures: list[str]) -> None:
-    try:
-        video = VideoReader(path)
-    except SourceError as exc:
-        failures.append(str(exc))
-        return
+def _process_stream(runner: _Runner, frames_in: Iterator[np.ndarray], path: Path, fps: float,
+                    total: int | None, out_dir: Path, used: set[str], progress: bool) -> int:
+    """Segment a stream of frames (a video, a recording): numbered masks and an overlay video."""
     writer = None
     frames = 0
     try:
@@ -152,13 +158,12 @@ def _process_video(runner: _Runner, path: Path, out_dir: Path, used: set[str], p
         mask_dir = out_dir / f"{stem}_masks"
         mask_dir.mkdir(parents=True, exist_ok=True)
         video_path = out_dir / f"{stem}_overlay.mp4"
-        with tqdm(total=video.frame_count, desc=path.name, unit="frame", disable=not progress) as bar:
-            for frame in video:
+        with tqdm(total=total, desc=path.name, unit="frame", disable=not progress) as bar:
+            for frame in frames_in:
                 mask, blend = runner.segment_bgr(frame)
                 if writer is None:
                     h, w = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), video.fps,
-                                             (w, h))
+                    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                     if not writer.isOpened():
                         raise OSError(f"{video_path}: cannot open an mp4v video writer")
                 writer.write(blend)
@@ -166,11 +171,34 @@ def _process_video(runner: _Runner, path: Path, out_dir: Path, used: set[str], p
                 frames += 1
                 bar.update(1)
     finally:
-        video.close()
         if writer is not None:
             writer.release()
+    return frames
+
+
+def _process_video(runner: _Runner, path: Path, out_dir: Path, used: set[str], progress: bool,
+                   failures: list[str]) -> None:
+    try:
+        video = VideoReader(path)
+    except SourceError as exc:
+        failures.append(str(exc))
+        return
+    with video:
+        frames = _process_stream(runner, iter(video), path, video.fps, video.frame_count, out_dir, used,
+                                 progress)
     if frames == 0:
         failures.append(f"{path}: the video has no readable frames")
+
+
+def _process_recording(runner: _Runner, source: FrameSource, out_dir: Path, used: set[str], progress: bool,
+                       failures: list[str]) -> None:
+    """A recorded drive: every frame of its image topic; a problem part-way keeps the frames before it."""
+    bag = source.bag
+    fps = (bag.count - 1) / (bag.duration_ns / 1e9) if bag.count > 1 and bag.duration_ns > 0 else 10.0
+    try:
+        _process_stream(runner, source.frames(), source.path, fps, bag.count, out_dir, used, progress)
+    except SourceError as exc:
+        failures.append(str(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,9 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"roadseg-infer: {exc}", file=sys.stderr)
         return 2
+    recording: FrameSource | None = None
+    images: list[Path] = []
+    videos: list[Path] = []
     try:
-        images, videos = _collect_inputs(args.input)
-    except (FileNotFoundError, ValueError) as exc:
+        if is_bag(args.input) or args.topic:
+            recording = FrameSource(str(args.input), loop=False, topic=args.topic)
+        else:
+            images, videos = _collect_inputs(args.input)
+    except (FileNotFoundError, ValueError, SourceError) as exc:
         print(f"roadseg-infer: {exc}", file=sys.stderr)
         return 2
     try:
@@ -210,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _process_images(runner, images, args.output, used, progress, failures)
     for video in videos:
         _process_video(runner, video, args.output, used, progress, failures)
+    if recording is not None:
+        _process_recording(runner, recording, args.output, used, progress, failures)
     if runner.frames:
         logger.info("%d frame(s) segmented, %.1f ms/frame in predict; results in %s",
                     runner.frames, runner.total_ms / runner.frames, args.output)

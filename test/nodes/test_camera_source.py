@@ -86,3 +86,47 @@ def test_camera_matrix_parameter_overrides_the_fov():
         camera.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_node_plays_a_recording_at_its_recorded_timing_with_its_camera(tmp_path, write_bag):
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(4)]
+    bag = write_bag(tmp_path / "drive", frames, topic="/front/image/compressed", compressed=True,
+                    period_ns=200_000_000)
+    context = Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        viewer = Node("viewer", context=context)
+        images: list[tuple[float, Image]] = []
+        infos: list[CameraInfo] = []
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        viewer.create_subscription(Image, "/cam/image", lambda m: images.append((time.monotonic(), m)), qos)
+        viewer.create_subscription(CameraInfo, "/cam/camera_info", infos.append, qos)
+        camera = CameraSource(context=context, namespace="cam", parameter_overrides=[
+            Parameter("source", value=str(next(bag.glob("*.mcap")))), Parameter("loop", value=False),
+            Parameter("bag_rate", value=2.0), Parameter("rate_hz", value=1.0),   # rate_hz unused
+            Parameter("wait_for_subscribers", value=True)])
+        executor.add_node(camera)
+        executor.add_node(viewer)
+        deadline = time.monotonic() + 20.0
+        while not (camera.finished and len(images) >= 4 and len(infos) >= 4):
+            assert time.monotonic() < deadline, f"got {len(images)} images, {len(infos)} infos"
+            executor.spin_once(timeout_sec=0.01)
+        for (_, msg), frame in zip(images, frames, strict=True):
+            decoded, order = decode_image_msg(msg)
+            np.testing.assert_array_equal(decoded, frame[..., ::-1] if order == "rgb" else frame)
+        # recorded every 0.2 s, played at 2x: one frame every 0.1 s (not rate_hz's 1 s)
+        gaps = np.diff([t for t, _ in images])
+        assert np.all(gaps > 0.05) and np.all(gaps < 0.5), gaps
+        assert [info.k[0] for info in infos] == [100.0, 101.0, 102.0, 103.0]   # the recording's own K
+    finally:
+        executor.shutdown()
+        rclpy.shutdown(context=context)
+
+
+def test_main_names_the_image_topics_of_an_ambiguous_recording(tmp_path, write_bag, capsys):
+    bag = write_bag(tmp_path / "drive", [np.zeros((4, 6, 3), np.uint8)], other_image_topic="/rear/image_raw")
+    assert main(["--ros-args", "-p", f"source:={bag}"]) == 2
+    err = capsys.readouterr().err
+    assert "several image topics" in err and "/cam/image_raw" in err and "/rear/image_raw" in err

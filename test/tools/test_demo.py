@@ -73,6 +73,20 @@ def test_demo_replays_an_image_folder_until_it_ends(tmp_path, weights):
     assert len(_video_frames(out / "overlay.mp4")) == summary["frames"]
 
 
+def test_demo_plays_a_recording_until_it_ends(tmp_path, weights, write_bag, capsys):
+    frames = [np.full((48, 80, 3), 60 + 40 * i, np.uint8) for i in range(3)]
+    bag = write_bag(tmp_path / "drive", frames, other_image_topic="/rear/image_raw")
+    out = tmp_path / "replay"
+    assert main(["--source", str(bag), "--frames", "0", "--output", str(out), "--weights", str(weights),
+                 "--device", "cpu", "--timeout", "60"]) == 1
+    assert "several image topics" in capsys.readouterr().err      # which one? the user is told the names
+    rc = main(["--source", str(bag), "--topic", "/rear/image_raw", "--frames", "0", "--output", str(out),
+               "--weights", str(weights), "--device", "cpu", "--timeout", "60"])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert 2 <= summary["frames"] <= 3 and summary["image_size"] == [80, 48]
+
+
 def test_demo_errors_are_one_clear_message(tmp_path, capsys):
     assert main(["--weights", str(tmp_path / "none.pt"), "--output", str(tmp_path / "o")]) == 1
     assert "none.pt does not exist" in capsys.readouterr().err

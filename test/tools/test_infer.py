@@ -138,3 +138,25 @@ def test_an_abbreviated_option_is_an_error_not_another_option(tmp_path, weights,
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "unrecognized arguments: --input" in err and "size" not in err.split("error:")[-1]
+
+
+def test_recorded_drive_and_its_problems(tmp_path, weights, write_bag, capsys):
+    frames = [bgr_frame(10 + i) for i in range(3)]
+    bag = write_bag(tmp_path / "drive", frames, encodings=["bgr8", "bgr8", "bogus"],
+                    other_image_topic="/rear/image_raw")
+    rc = main([str(bag), "--weights", str(weights), "-o", str(tmp_path / "o"), "--device", "cpu",
+               "--no-progress"])
+    assert rc == 2 and "several image topics" in capsys.readouterr().err
+    rc = main([str(bag), "--topic", "/cam/image_raw", "--weights", str(weights), "-o", str(tmp_path / "o"),
+               "--device", "cpu", "--no-progress"])
+    assert rc == 1                       # frame 2's encoding is unknown: reported, frames 0 and 1 kept
+    err = capsys.readouterr().err
+    assert "frame 2" in err and "bogus" in err
+    masks = sorted((tmp_path / "o" / "drive_masks").iterdir())
+    assert [p.name for p in masks] == ["drive_000000_mask.png", "drive_000001_mask.png"]
+    seg = Segmenter(weights, device="cpu")
+    np.testing.assert_array_equal(cv2.imread(str(masks[1]), cv2.IMREAD_UNCHANGED),
+                                  seg.predict(frames[1], color_order="bgr").mask)
+    assert (tmp_path / "o" / "drive_overlay.mp4").is_file()
+    assert main([str(tmp_path), "--topic", "/x", "--weights", str(weights)]) == 2
+    assert "is for recordings" in capsys.readouterr().err
