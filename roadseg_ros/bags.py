@@ -27,7 +27,8 @@ import numpy as np
 
 from roadseg_ros.image_codec import ImageFormatError, decode_compressed, decode_image_msg
 
-__all__ = ["BagError", "BagReader", "BagFrame", "CameraModel", "is_bag", "IMAGE_TYPES", "CAMERA_INFO_TYPE"]
+__all__ = ["BagError", "BagReader", "BagFrame", "CameraModel", "McapWriter", "is_bag", "IMAGE_TYPES",
+           "CAMERA_INFO_TYPE"]
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
@@ -178,3 +179,64 @@ class BagReader:
                                str(msg.header.frame_id), camera)
         finally:
             reader.close()
+
+
+class McapWriter:
+    """An MCAP recording (rosbag2 storage ``mcap``) of serialised (CDR) messages, written with rosbags.
+
+    The file is what ``ros2 bag play file.mcap`` and Foxglove open. rosbags writes a bag
+    *folder*; the recording is made in a hidden folder beside ``path`` and its ``.mcap``
+    moved to ``path`` on :meth:`close`, so a finished run leaves one file (a crashed one,
+    the hidden folder). Log times are made strictly increasing, as players expect.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        import shutil
+
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.typesys import Stores, get_typestore
+
+        self.path = Path(path).expanduser()
+        self._folder = self.path.parent / f".{self.path.stem}.recording"
+        shutil.rmtree(self._folder, ignore_errors=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._typestore = get_typestore(Stores.LATEST)
+        self._writer = Writer(self._folder, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        self._connections: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+        self._last_ns = 0
+        self.closed = False
+
+    def add_topic(self, topic: str, msgtype: str, msgdef: str | None = None) -> None:
+        """Declare ``topic`` of ``msgtype`` (``pkg/msg/Name``); ``msgdef``: .msg text if rosbags lacks it."""
+        if topic in self._connections:
+            return
+        if msgtype not in self._typestore.fielddefs:
+            if msgdef is None:
+                raise BagError(f"no definition of {msgtype} for the recording")
+            from rosbags.typesys import get_types_from_msg
+
+            self._typestore.register(get_types_from_msg(msgdef, msgtype))
+        self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
+        self.counts[topic] = 0
+
+    def write(self, topic: str, time_ns: int, cdr: bytes) -> None:
+        """Append one serialised message of ``topic`` (declared first) logged at ``time_ns``."""
+        if self.closed:
+            return
+        self._last_ns = max(int(time_ns), self._last_ns + 1)
+        self._writer.write(self._connections[topic], self._last_ns, cdr)
+        self.counts[topic] += 1
+
+    def close(self) -> Path:
+        """Finish the file and move it to ``path``; safe to call more than once."""
+        import shutil
+
+        if not self.closed:
+            self.closed = True
+            self._writer.close()
+            written = next(self._folder.glob("*.mcap"))
+            written.replace(self.path)
+            shutil.rmtree(self._folder, ignore_errors=True)
+        return self.path

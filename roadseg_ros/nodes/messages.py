@@ -16,7 +16,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point32
 from nav_msgs.msg import OccupancyGrid
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
 from roadseg_ros.geometry import intrinsics_from_fov
@@ -24,8 +24,9 @@ from roadseg_ros.image_codec import fill_image_msg
 from roadseg_ros.msg import DrivableArea
 from roadseg_ros.pipeline import DrivableAreaProduct, Frame, GridProduct, Health
 
-__all__ = ["product_msg", "image_msg", "drivable_area_msg", "grid_msg", "camera_info_msg", "diagnostic_array",
-           "stamp_ns", "classes_msg", "classes_from_msg", "CLASSES_FORMAT"]
+__all__ = ["product_msg", "image_msg", "drivable_area_msg", "grid_msg", "camera_info_msg",
+           "diagnostic_array", "stamp_ns", "compressed_msg", "msg_definition", "classes_msg",
+           "classes_from_msg", "CLASSES_FORMAT"]
 
 #: ``format`` field of the ``~/classes`` JSON, bumped if its meaning ever changes.
 CLASSES_FORMAT = "roadseg_ros/classes/1"
@@ -196,3 +197,39 @@ def classes_from_msg(msg: String) -> dict[str, Any]:
             or any(not isinstance(c, int) or not 0 <= c < max(len(names), 1) for c in drivable):
         raise ValueError("classes message: drivable_classes must be ids of class_names")
     return data
+
+
+def compressed_msg(header: Any, bgr: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> CompressedImage:
+    """sensor_msgs/CompressedImage of a BGR (or single-channel) image: ``jpeg`` or lossless ``png``."""
+    import cv2
+
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", bgr, params)
+    if not ok:
+        raise ValueError(f"could not encode a {bgr.shape} image as {fmt}")
+    return CompressedImage(header=header, format=fmt, data=data.tobytes())
+
+
+_IDL_TO_MSG = {"float": "float32", "double": "float64", "boolean": "bool", "octet": "byte",
+               "long double": "float64"}
+
+
+def msg_definition(msg_class: type) -> str:
+    """The ``.msg`` text of an rclpy message class, from its field table (constants left out).
+
+    A recording needs each type's definition; rosbags knows the standard ones, this gives
+    it ours (DrivableArea) from the generated class, so the recording never disagrees with
+    the message the node really publishes.
+    """
+    lines = []
+    for name, idl in msg_class.get_fields_and_field_types().items():
+        array = ""
+        if idl.startswith("sequence<"):
+            idl, array = idl[len("sequence<"):-1], "[]"
+            if "," in idl:                                 # bounded sequence<T, N>
+                idl, bound = (s.strip() for s in idl.split(","))
+                array = f"[<={bound}]"
+        elif idl.endswith("]") and "[" in idl:
+            idl, array = idl[: idl.index("[")], idl[idl.index("["):]
+        lines.append(f"{_IDL_TO_MSG.get(idl, idl)}{array} {name}")
+    return "\n".join(lines) + "\n"

@@ -271,6 +271,11 @@ RECORDER = ParamTable("recorder", (
     ParamSpec("video_fps", 10.0, "Frame rate written into the video.", 0.01, 1000.0),
     ParamSpec("video_name", "overlay.mp4", "File name of the overlay video (mp4v)."),
     ParamSpec("snapshot_every", 0, "Save every N-th overlay frame as a PNG; 0: none.", 0, _INT_MAX),
+    ParamSpec("mcap_name", "recording.mcap", "File name of the MCAP recording (input image and camera_info, "
+              "mask, overlay, drivable_area, drivable_grid, /diagnostics; for ros2 bag play and Foxglove); "
+              "empty: none."),
+    ParamSpec("jpeg_quality", 90, "JPEG quality of the overlay in the MCAP (the input image and the mask are "
+              "PNG: lossless, so a replay reproduces the masks).", 1, 100),
 ))
 
 CARLA_BRIDGE = ParamTable("carla_bridge", (

@@ -6,6 +6,14 @@ node's ``drivable_area`` (roadseg_ros/DrivableArea). It writes
 * ``overlay.mp4`` - the overlay frames as a video (frame rate ``video_fps``),
 * ``snapshot_NNNN.png`` - every ``snapshot_every``-th overlay frame (0: none),
 * ``summary.json`` - frames, receive rate, latency percentiles and the mean drivable ratio,
+* ``mcap_name`` (``recording.mcap``; empty: none) - an MCAP recording of the graph, for
+  ``ros2 bag play`` and Foxglove (layout: ``config/roadseg.foxglove.json``): the input
+  ``image`` and ``camera_info``, ``mask``, ``overlay``, ``drivable_area``,
+  ``drivable_grid`` and ``/diagnostics``, each under the topic name it had. Images are
+  stored as ``sensor_msgs/CompressedImage`` on ``<topic>/compressed`` so a minute of
+  driving stays small: the input and the mask as PNG (lossless: replaying the recording
+  gives the node the very pixels it saw, and the mask keeps its class ids), the overlay
+  as JPEG (``jpeg_quality``). Log times are receipt times.
 
 under ``output_dir``, and stops by itself after ``max_frames`` overlay frames (0: on
 shutdown). Latency is measured two ways: from the image's header stamp to the overlay's
@@ -24,14 +32,18 @@ from typing import Any
 
 import cv2
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import CameraInfo, Image
 
+from roadseg_ros.bags import McapWriter
 from roadseg_ros.image_codec import ImageFormatError, decode_image_msg
 from roadseg_ros.msg import DrivableArea
 from roadseg_ros.nodes.common import run_node
-from roadseg_ros.nodes.messages import stamp_ns
+from roadseg_ros.nodes.messages import compressed_msg, msg_definition, stamp_ns
 from roadseg_ros.nodes.params import RECORDER, declare_parameters
 
 #: After the last overlay frame, how long to wait for the DrivableArea messages still due.
@@ -80,8 +92,66 @@ class Recorder(Node):
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.overlay_sub = self.create_subscription(Image, "overlay", self._on_overlay, qos)
         self.area_sub = self.create_subscription(DrivableArea, "drivable_area", self._on_area, qos)
+        self.mcap: McapWriter | None = None
+        self.mcap_path = self.output_dir / p["mcap_name"] if p["mcap_name"] else None
+        self._jpeg_quality = int(p["jpeg_quality"])
+        if self.mcap_path is not None:
+            self._start_mcap(qos)
         self.get_logger().info(f"recording {self.overlay_sub.topic_name} and {self.area_sub.topic_name} "
                                f"to {self.output_dir}")
+
+    # ------------------------------------------------------------------ the MCAP recording
+    def _start_mcap(self, qos: QoSProfile) -> None:
+        self.mcap = McapWriter(self.mcap_path)
+        self._mcap_topics: dict[str, str] = {}
+        compressed = "sensor_msgs/msg/CompressedImage"
+        self._add_mcap_topic(self.overlay_sub.topic_name + "/compressed", compressed)
+        self._add_mcap_topic(self.area_sub.topic_name, "roadseg_ros/msg/DrivableArea",
+                             msg_definition(DrivableArea))
+        self.image_sub = self.create_subscription(
+            Image, "image", lambda m: self._record_image(self.image_sub.topic_name, m, "png"), qos)
+        self.mask_sub = self.create_subscription(
+            Image, "mask", lambda m: self._record_image(self.mask_sub.topic_name, m, "png"), qos)
+        for sub_topic in (self.image_sub.topic_name, self.mask_sub.topic_name):
+            self._add_mcap_topic(sub_topic + "/compressed", compressed)
+        # Messages stored as they are: taken serialised (raw) and written without a round trip.
+        for msg_type, topic in ((CameraInfo, "camera_info"), (OccupancyGrid, "drivable_grid"),
+                                (DiagnosticArray, "/diagnostics")):
+            sub = self.create_subscription(msg_type, topic, lambda raw, t=topic: self._record_raw(t, raw),
+                                           qos, raw=True)
+            self._mcap_topics[topic] = sub.topic_name
+            name = msg_type.__module__.split(".")[0] + "/msg/" + msg_type.__name__
+            self._add_mcap_topic(sub.topic_name, name)
+        self.get_logger().info(f"recording MCAP {self.mcap_path}")
+
+    def _add_mcap_topic(self, topic: str, msgtype: str, msgdef: str | None = None) -> None:
+        assert self.mcap is not None
+        self.mcap.add_topic(topic, msgtype, msgdef)
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _record_raw(self, topic: str, raw: bytes) -> None:
+        if self.mcap is not None and not self._closed:
+            self.mcap.write(self._mcap_topics[topic], self._now_ns(), raw)
+
+    def _record_image(self, topic: str, msg: Image, fmt: str, bgr: np.ndarray | None = None) -> None:
+        """An image as CompressedImage on ``<topic>/compressed`` (PNG or JPEG)."""
+        if self.mcap is None or self._closed:
+            return
+        if bgr is None:
+            try:
+                image, order = decode_image_msg(msg)
+            except ImageFormatError as exc:
+                self.decode_errors += 1
+                self.get_logger().warning(f"{topic} frame not recorded: {exc}", throttle_duration_sec=5.0)
+                return
+            if msg.encoding in ("mono8", "8UC1"):
+                bgr = np.ascontiguousarray(image[..., 0])       # class ids stay one channel
+            else:
+                bgr = np.ascontiguousarray(image if order == "bgr" else image[..., ::-1])
+        out = compressed_msg(msg.header, bgr, fmt, self._jpeg_quality)
+        self.mcap.write(topic + "/compressed", self._now_ns(), serialize_message(out))
 
     @property
     def done(self) -> bool:
@@ -124,6 +194,7 @@ class Recorder(Node):
         elif size != self.image_size:
             bgr = cv2.resize(bgr, self.image_size, interpolation=cv2.INTER_AREA)
         self._writer.write(bgr)
+        self._record_image(self.overlay_sub.topic_name, msg, "jpeg", bgr)
         now = time.monotonic()
         self.first_receipt = now if self.first_receipt is None else self.first_receipt
         self.last_receipt = now
@@ -140,6 +211,8 @@ class Recorder(Node):
     def _on_area(self, msg: DrivableArea) -> None:
         if self._closed or (self._full and len(self.drivable_ratios) >= self.max_frames):
             return
+        if self.mcap is not None:
+            self.mcap.write(self.area_sub.topic_name, self._now_ns(), serialize_message(msg))
         self.drivable_ratios.append(float(msg.drivable_ratio))
         self.node_latency_ms.append(float(msg.total_latency_ms))
         self.inference_latency_ms.append(float(msg.inference_latency_ms))
@@ -166,6 +239,8 @@ class Recorder(Node):
             "decode_errors": self.decode_errors,
             "video": self.video_path.name if self._writer is not None else None,
             "snapshots": self.snapshots,
+            "mcap": self.mcap_path.name if self.mcap_path is not None else None,
+            "mcap_messages": dict(self.mcap.counts) if self.mcap is not None else {},
         }
 
     def close(self) -> dict:
@@ -175,6 +250,8 @@ class Recorder(Node):
             self._closed = True
             if self._writer is not None:
                 self._writer.release()
+            if self.mcap is not None:
+                self.mcap.close()
             self.summary_path.write_text(json.dumps(summary, indent=2) + "\n")
             self.get_logger().info(f"wrote {self.summary_path} ({self.frames} frames)")
         return summary

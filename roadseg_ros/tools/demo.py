@@ -9,7 +9,10 @@ what is measured is what a deployed graph would see. It stops by itself after
 
 * ``overlay.mp4`` - the camera frames with the predicted classes blended in,
 * ``snapshot_NNNN.png`` - a few of those frames as images,
-* ``summary.json`` - frames, rate, latency percentiles, mean drivable ratio.
+* ``summary.json`` - frames, rate, latency percentiles, mean drivable ratio,
+* ``demo.mcap`` - an MCAP recording of the graph (input image + camera_info, mask,
+  overlay, drivable_area, drivable_grid, /diagnostics) for Foxglove
+  (``config/roadseg.foxglove.json``) or ``ros2 bag play``; it plays back as a source too.
 
 Examples::
 
@@ -31,6 +34,8 @@ from pathlib import Path
 
 #: Namespace of the demo's nodes (keeps its topics apart from a graph that is already running).
 NAMESPACE = "/roadseg_demo"
+#: The demo's MCAP recording under --output (open it in Foxglove with config/roadseg.foxglove.json).
+DEMO_MCAP = "demo.mcap"
 #: How long to wait for more frames once a non-looping source has ended.
 IDLE_AFTER_SOURCE_END_S = 5.0
 
@@ -121,10 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         nodes.append(segmenter)
         snapshot_every = max(1, args.frames // args.snapshots) if args.snapshots > 0 and args.frames else 0
         recorder = Recorder(context=context, namespace=NAMESPACE, cli_args=[
-            "--ros-args", "-r", f"overlay:={NAMESPACE}/roadseg/overlay",
-            "-r", f"drivable_area:={NAMESPACE}/roadseg/drivable_area"], parameter_overrides=[
+            "--ros-args", *(arg for name in ("overlay", "drivable_area", "mask", "drivable_grid")
+                            for arg in ("-r", f"{name}:={NAMESPACE}/roadseg/{name}"))], parameter_overrides=[
             Parameter("output_dir", value=str(output)), Parameter("max_frames", value=args.frames),
-            Parameter("video_fps", value=float(args.rate)),
+            Parameter("video_fps", value=float(args.rate)), Parameter("mcap_name", value=DEMO_MCAP),
             Parameter("snapshot_every", value=snapshot_every)])
         nodes.append(recorder)
         for node in nodes:
@@ -190,6 +195,7 @@ def _report(args: argparse.Namespace, weights: Path, output: Path, summary: dict
         f"  mean drivable ratio {ratio:.3f}" if ratio is not None else "  mean drivable ratio n/a",
         f"  overlay video: {output / 'overlay.mp4'}",
         f"  summary:       {output / 'summary.json'}",
+        f"  recording:     {output / DEMO_MCAP} (Foxglove: config/roadseg.foxglove.json)",
     ]
     if summary["snapshots"]:
         lines.append(f"  snapshots:     {', '.join(str(output / s) for s in summary['snapshots'])}")
