@@ -160,8 +160,41 @@ def test_demo_leaves_an_mcap_recording_foxglove_and_ros2_bag_can_open(tmp_path, 
     # The input frames come back pixel for pixel (PNG), the mask keeps class ids, the overlay is JPEG.
     for (_, msg), frame in zip(messages["/roadseg_demo/image/compressed"], frames, strict=True):
         assert msg.format == "png"
-        np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR), frame)
+        decoded = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+        np.testing.assert_array_equal(decoded, frame)
     mask = messages["/roadseg_demo/roadseg/mask/compressed"][0][1]
     decoded = cv2.imdecode(np.frombuffer(mask.data, np.uint8), cv2.IMREAD_UNCHANGED)
     assert decoded.ndim == 2 and decoded.shape == frames[0].shape[:2] and decoded.max() < 11
     assert messages["/roadseg_demo/roadseg/overlay/compressed"][0][1].format == "jpeg"
+
+
+def test_foxglove_layout_shows_topics_the_demo_records():
+    """config/roadseg.foxglove.json: every panel is placed, and every topic it shows is in demo.mcap
+    (DEMO_TOPICS is what the recording test above finds in the real file)."""
+    root = Path(__file__).resolve().parents[2]
+    layout = json.loads((root / "config" / "roadseg.foxglove.json").read_text())
+    panels = layout["configById"]
+
+    def placed(node) -> set[str]:
+        return {node} if isinstance(node, str) else placed(node["first"]) | placed(node["second"])
+
+    assert placed(layout["layout"]) == set(panels)
+    shown = set()
+    for panel_id, config in panels.items():
+        kind = panel_id.split("!")[0]
+        if kind == "Image":
+            shown |= {config["imageMode"]["imageTopic"], config["imageMode"]["calibrationTopic"]}
+        elif kind == "3D":
+            shown |= set(config["topics"])
+        elif kind == "Plot":
+            shown |= {p["value"].split(".")[0] for p in config["paths"]}
+            fields = {p["value"].split(".", 1)[1] for p in config["paths"]}
+            from roadseg_ros.msg import DrivableArea
+            assert fields <= set(DrivableArea.get_fields_and_field_types()), fields
+        elif kind == "RawMessages":
+            shown.add(config["topicPath"])
+        elif kind == "DiagnosticSummary":
+            shown.add(config["topicToRender"])
+    assert shown <= set(DEMO_TOPICS), shown - set(DEMO_TOPICS)
+    assert {"/roadseg_demo/roadseg/overlay/compressed", "/roadseg_demo/roadseg/drivable_grid",
+            "/roadseg_demo/roadseg/drivable_area"} <= shown
