@@ -86,3 +86,27 @@ def test_truncated_and_corrupt_recordings_give_one_line(tmp_path, write_bag):
         BagReader(garbage)
     with pytest.raises(BagError, match="does not exist"):
         BagReader(tmp_path / "nope.mcap")
+
+
+def test_mcap_writer_leaves_one_file_with_increasing_log_times(tmp_path):
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_typestore
+
+    from roadseg_ros.bags import McapWriter
+
+    store = get_typestore(Stores.LATEST)
+    string_t = store.types["std_msgs/msg/String"]
+    path = tmp_path / "out" / "run.mcap"
+    writer = McapWriter(path)
+    writer.add_topic("/a", "std_msgs/msg/String")
+    writer.add_topic("/b", "my_pkg/msg/Thing", "uint32 count\nstring name\n")   # a type rosbags lacks
+    thing_t = writer._typestore.types["my_pkg/msg/Thing"]
+    for i in range(3):    # equal and decreasing times are made strictly increasing
+        writer.write("/a", 1000, store.serialize_cdr(string_t(data=f"m{i}"), "std_msgs/msg/String"))
+    writer.write("/b", 5, writer._typestore.serialize_cdr(thing_t(count=7, name="x"), "my_pkg/msg/Thing"))
+    assert writer.close() == path and writer.close() == path
+    assert [p.name for p in path.parent.iterdir()] == ["run.mcap"]
+    with Reader(path) as reader:
+        got = [(c.topic, t) for c, t, _ in reader.messages()]
+    assert got == [("/a", 1000), ("/a", 1001), ("/a", 1002), ("/b", 1003)]
+    assert writer.counts == {"/a": 3, "/b": 1}

@@ -108,3 +108,20 @@ def test_classes_message_round_trip_and_clear_errors() -> None:
         classes_from_msg(String(data='{"format": "other"}'))
     with pytest.raises(ValueError, match="drivable_classes"):
         classes_from_msg(classes_msg("tiny", ["sky"], [(1, 2, 3)], [4]))
+
+
+def test_msg_definition_of_drivable_area_registers_and_round_trips() -> None:
+    from rclpy.serialization import serialize_message
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    from roadseg_ros.msg import DrivableArea
+    from roadseg_ros.nodes.messages import msg_definition
+
+    text = msg_definition(DrivableArea)
+    assert "float32 drivable_ratio" in text and "geometry_msgs/Point32[] main_region_polygon" in text
+    store = get_typestore(Stores.LATEST)
+    store.register(get_types_from_msg(text, "roadseg_ros/msg/DrivableArea"))
+    msg = DrivableArea(width=4, height=3, drivable_ratio=0.25, boundary_rows=[1, 2], model_name="m")
+    back = store.deserialize_cdr(serialize_message(msg), "roadseg_ros/msg/DrivableArea")
+    assert (back.width, back.height, back.model_name) == (4, 3, "m")
+    assert back.drivable_ratio == pytest.approx(0.25) and list(back.boundary_rows) == [1, 2]
