@@ -274,8 +274,12 @@ RECORDER = ParamTable("recorder", (
     ParamSpec("mcap_name", "recording.mcap", "File name of the MCAP recording (input image and camera_info, "
               "mask, overlay, drivable_area, drivable_grid, /diagnostics; for ros2 bag play and Foxglove); "
               "empty: none."),
-    ParamSpec("jpeg_quality", 90, "JPEG quality of the overlay in the MCAP (the input image and the mask are "
-              "PNG: lossless, so a replay reproduces the masks).", 1, 100),
+    ParamSpec("jpeg_quality", 90, "JPEG quality of the JPEG images in the MCAP (the overlay, and the input "
+              "image when input_format is jpeg).", 1, 100),
+    ParamSpec("input_format", "jpeg", "How the MCAP stores the input image: jpeg (small: about a tenth "
+              "of PNG's size for camera frames) or png (lossless: a replay gives the node the very pixels "
+              "it saw, for regression tests). The mask is always PNG (class ids).",
+              choices=("jpeg", "png")),
 ))
 
 CARLA_BRIDGE = ParamTable("carla_bridge", (

@@ -11,9 +11,10 @@ node's ``drivable_area`` (roadseg_ros/DrivableArea). It writes
   ``image`` and ``camera_info``, ``mask``, ``overlay``, ``drivable_area``,
   ``drivable_grid`` and ``/diagnostics``, each under the topic name it had. Images are
   stored as ``sensor_msgs/CompressedImage`` on ``<topic>/compressed`` so a minute of
-  driving stays small: the input and the mask as PNG (lossless: replaying the recording
-  gives the node the very pixels it saw, and the mask keeps its class ids), the overlay
-  as JPEG (``jpeg_quality``). Log times are receipt times.
+  driving stays small: the input as JPEG by default (``input_format: png`` stores it
+  lossless, so a replay gives the node the very pixels it saw: what a regression test
+  needs; the demo's ``--lossless-recording``), the mask as PNG (it keeps its class ids),
+  the overlay as JPEG (``jpeg_quality``). Log times are receipt times.
 
 under ``output_dir``, and stops by itself after ``max_frames`` overlay frames (0: on
 shutdown). Latency is measured two ways: from the image's header stamp to the overlay's
@@ -95,6 +96,7 @@ class Recorder(Node):
         self.mcap: McapWriter | None = None
         self.mcap_path = self.output_dir / p["mcap_name"] if p["mcap_name"] else None
         self._jpeg_quality = int(p["jpeg_quality"])
+        self._input_format = str(p["input_format"])
         if self.mcap_path is not None:
             self._start_mcap(qos)
         self.get_logger().info(f"recording {self.overlay_sub.topic_name} and {self.area_sub.topic_name} "
@@ -109,7 +111,8 @@ class Recorder(Node):
         self._add_mcap_topic(self.area_sub.topic_name, "roadseg_ros/msg/DrivableArea",
                              msg_definition(DrivableArea))
         self.image_sub = self.create_subscription(
-            Image, "image", lambda m: self._record_image(self.image_sub.topic_name, m, "png"), qos)
+            Image, "image",
+            lambda m: self._record_image(self.image_sub.topic_name, m, self._input_format), qos)
         self.mask_sub = self.create_subscription(
             Image, "mask", lambda m: self._record_image(self.mask_sub.topic_name, m, "png"), qos)
         for sub_topic in (self.image_sub.topic_name, self.mask_sub.topic_name):

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint file (default: the bundled roadseg_ros/weights/roadseg_default.pt)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--snapshots", type=int, default=3, help="number of overlay PNG snapshots to save")
+    p.add_argument("--lossless-recording", action="store_true",
+                   help="store the input frames in demo.mcap as PNG instead of JPEG (larger; a replay then "
+                        "reproduces the masks exactly)")
     p.add_argument("--timeout", type=float, default=None,
                    help="give up after this many seconds (default: generous, from --frames and --rate)")
     p.add_argument("--verbose", action="store_true", help="show the nodes' info logs")
@@ -130,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             for arg in ("-r", f"{name}:={NAMESPACE}/roadseg/{name}"))], parameter_overrides=[
             Parameter("output_dir", value=str(output)), Parameter("max_frames", value=args.frames),
             Parameter("video_fps", value=float(args.rate)), Parameter("mcap_name", value=DEMO_MCAP),
+            Parameter("input_format", value="png" if args.lossless_recording else "jpeg"),
             Parameter("snapshot_every", value=snapshot_every)])
         nodes.append(recorder)
         for node in nodes:

@@ -137,7 +137,7 @@ def test_demo_leaves_an_mcap_recording_foxglove_and_ros2_bag_can_open(tmp_path, 
     frames = write_frame_folder(folder, 4)
     out = tmp_path / "demo"
     rc = main(["--source", str(folder), "--frames", "0", "--rate", "5", "--output", str(out),
-               "--weights", str(weights), "--device", "cpu", "--timeout", "60"])
+               "--weights", str(weights), "--device", "cpu", "--timeout", "60", "--lossless-recording"])
     assert rc == 0
     mcap = out / "demo.mcap"
     assert mcap.is_file() and not any(p.name.startswith(".demo") for p in out.iterdir())
@@ -216,10 +216,11 @@ def test_round_trip_record_then_replay_gives_the_same_masks(tmp_path, weights):
     through camera_source, and get the same masks (same weights, CPU, deterministic)."""
     first, second = tmp_path / "first", tmp_path / "second"
     assert main(["--frames", "4", "--rate", "10", "--width", "96", "--height", "64", "--output", str(first),
-                 "--weights", str(weights), "--device", "cpu", "--timeout", "90"]) == 0
+                 "--weights", str(weights), "--device", "cpu", "--timeout", "90",
+                 "--lossless-recording"]) == 0
     assert main(["--source", str(first / "demo.mcap"), "--topic", "/roadseg_demo/image/compressed",
                  "--frames", "0", "--output", str(second), "--weights", str(weights), "--device", "cpu",
-                 "--timeout", "90"]) == 0
+                 "--timeout", "90", "--lossless-recording"]) == 0
     recorded = _masks_by_input(_read_mcap(first / "demo.mcap"))
     replayed = _masks_by_input(_read_mcap(second / "demo.mcap"))
     assert len(recorded) >= 3 and len(replayed) >= 3
@@ -230,3 +231,20 @@ def test_round_trip_record_then_replay_gives_the_same_masks(tmp_path, weights):
             np.testing.assert_array_equal(mask, same_input[0])
             compared += 1
     assert compared >= 2, f"only {compared} replayed frames matched a recorded input"
+
+
+def test_default_recording_stores_the_input_as_jpeg(tmp_path, weights, write_frame_folder):
+    """Without --lossless-recording the input is JPEG (a fraction of PNG's size on camera frames), close
+    to the frame the node was given."""
+    folder = tmp_path / "cam"
+    frames = write_frame_folder(folder, 3)
+    out = tmp_path / "demo"
+    assert main(["--source", str(folder), "--frames", "0", "--rate", "5", "--output", str(out),
+                 "--weights", str(weights), "--device", "cpu", "--timeout", "60"]) == 0
+    images = _read_mcap(out / "demo.mcap")["/roadseg_demo/image/compressed"]
+    assert len(images) == 3
+    for (_, msg), frame in zip(images, frames, strict=True):
+        assert msg.format == "jpeg"
+        decoded = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+        assert decoded.shape == frame.shape
+        assert np.abs(decoded.astype(np.int16) - frame).mean() < 8
