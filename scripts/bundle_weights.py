@@ -19,17 +19,15 @@ import sys
 from pathlib import Path
 
 from roadseg_ros.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from roadseg_ros.config import DATASET_LICENSES, default_weights_path, size_type
+from roadseg_ros.config import dataset_licenses, default_weights_path, size_type
 
 
 def bundle(source: Path, target: Path, input_size: tuple[int, int] | None) -> Checkpoint:
     ckpt = load_checkpoint(source)
     training = dict(ckpt.training or {})
     if "data_licenses" not in training:
-        descs = [*training.get("datasets", {}).get("train", []), *training.get("datasets", {}).get("val", [])]
-        used = sorted({d.split(":")[0].removesuffix("-val") for d in descs})
-        training["data_licenses"] = {n: DATASET_LICENSES.get(n, "unknown: check the data's own terms")
-                                     for n in used}
+        sets = training.get("datasets", {})
+        training["data_licenses"] = dataset_licenses([*sets.get("train", []), *sets.get("val", [])])
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     training["bundled"] = {"from": str(source), "date": now, "trained_input_size": list(ckpt.input_size)}
     ckpt.training = training

@@ -10,6 +10,7 @@ were trained), else the ImageNet mean/std; the checkpoint records it either way.
 from __future__ import annotations
 
 import argparse
+import bisect
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,7 +100,6 @@ class TrainSet(Dataset):
         self.crop_sizes = [tuple(c) if c else tuple(crop_size) for c in crops]
         self.augments = [TrainAugment(crop_size=c, aspect_range=aspect_range) for c in self.crop_sizes] \
             if augment else None
-        self.augment = self.augments[0] if self.augments else None
         self._resize = resize_pair
         self.seed = seed
         self.epoch = 0
@@ -113,8 +113,6 @@ class TrainSet(Dataset):
 
     def dataset_of(self, i: int) -> int:
         """Which of the datasets global index ``i`` falls in."""
-        import bisect
-
         return bisect.bisect_right(self.data.cumulative_sizes, i)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -259,13 +259,11 @@ def run(args: argparse.Namespace, info: DistInfo, device: torch.device, command:
         f"samples, "
         f"{steps_per_epoch} steps per epoch")
 
-    from roadseg_ros.config import DATASET_LICENSES
+    from roadseg_ros.config import dataset_licenses
 
-    used = sorted({desc.split(":")[0].removesuffix("-val") for desc, _ in train_parts + val_parts})
     base_info = {
         "datasets": {"train": [d for d, _ in train_parts], "val": [d for d, _ in val_parts]},
-        "data_licenses": {name: DATASET_LICENSES.get(name, "unknown: check the data's own terms")
-                          for name in used},
+        "data_licenses": dataset_licenses([d for d, _ in train_parts + val_parts]),
         "command": " ".join(command), "git_commit": git_commit(), "seed": args.seed,
         "hyperparameters": jsonable(vars(args)),
         "normalization": {"mean": list(mean), "std": list(std)}, "world_size": info.world_size,
