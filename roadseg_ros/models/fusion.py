@@ -10,7 +10,8 @@ alternating runs of ``bench_segmenter.py --models roadnet_small --sizes 576x160 
 against 113.5 / 115.2 ms at 1242x375: a few per cent, about the size of this machine's
 run-to-run noise. Masks agree (test/models/test_fusion.py).
 
-Only ``Conv2d -> BatchNorm2d`` pairs that sit next to each other in an ``nn.Sequential``
+Only ``Conv2d -> BatchNorm2d`` pairs (``Conv2dSame``, the EfficientNet encoder's
+TF-padded stride-2 convolution, included) that sit next to each other in an ``nn.Sequential``
 are folded (the form every model here, and torchvision's down-sampling branches, use);
 anything else is left untouched, so the result always computes the same function.
 """
@@ -21,7 +22,14 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from roadseg_ros.models.efficientnet import Conv2dSame
+
 __all__ = ["fuse_conv_bn"]
+
+#: Convolution types whose forward applies ``self.bias`` (so a folded bias takes effect).
+#: Exact types: a subclass may compute something else (``Conv2dSame`` pads first, then
+#: convolves with weight and bias, which folding preserves).
+_FOLDABLE_CONVS = (nn.Conv2d, Conv2dSame)
 
 
 def fuse_conv_bn(model: nn.Module) -> int:
@@ -41,7 +49,7 @@ def fuse_conv_bn(model: nn.Module) -> int:
                 continue
             for i in range(len(module) - 1):
                 conv, bn = module[i], module[i + 1]
-                if (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats
+                if (type(conv) in _FOLDABLE_CONVS and type(bn) is nn.BatchNorm2d and bn.track_running_stats
                         and bn.running_mean is not None and conv.out_channels == bn.num_features):
                     module[i] = fuse_conv_bn_eval(conv, bn)
                     module[i + 1] = nn.Identity()
