@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from roadseg_ros import allocator
 from roadseg_ros.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
-from roadseg_ros.config import DEVICE_CHOICES, PRECISIONS
+from roadseg_ros.config import DEVICE_CHOICES, PRECISIONS, fit_aspect
 from roadseg_ros.models import fuse_conv_bn, main_output
 
 __all__ = ["DTYPES", "COLOR_ORDERS", "Prediction", "Segmenter", "resolve_device"]
@@ -175,6 +175,9 @@ class Segmenter:
         input_size: ``(width, height)`` the network runs at; ``None`` uses the
             checkpoint's training size. Images of any size are resized to it on the
             device and results are returned at the image's own size.
+        keep_aspect: run the network at ``input_size``'s pixel count but each image's
+            proportions (sides multiples of 32; :func:`roadseg_ros.config.fit_aspect`), so a
+            wide camera is not squeezed into the training shape. Same cost per frame.
         compile: wrap the network in ``torch.compile`` (``True`` or a compile mode
             string such as ``"max-autotune"``); the first calls are slow.
         warmup: run a few dummy frames now so the first real frame is not slow
@@ -191,7 +194,8 @@ class Segmenter:
     def __init__(self, weights: str | Path | Checkpoint, device: str | torch.device = "auto",
                  precision: str = "fp32", input_size: Sequence[int] | None = None,
                  compile: bool | str = False, warmup: bool = True, num_threads: int | None = None,
-                 fuse_batchnorm: bool = True, keep_freed_memory: bool = True) -> None:
+                 fuse_batchnorm: bool = True, keep_freed_memory: bool = True,
+                 keep_aspect: bool = False) -> None:
         if num_threads is not None:
             if int(num_threads) < 1:
                 raise ValueError(f"num_threads must be >= 1, got {num_threads!r}")
@@ -217,6 +221,7 @@ class Segmenter:
         self.dtype: torch.dtype = _check_precision(precision, self.device)
         self.input_size: tuple[int, int] = (_parse_size(input_size, "input_size")
                                             or _parse_size(ckpt.input_size, "checkpoint input_size"))
+        self.keep_aspect: bool = bool(keep_aspect)
 
         model = model_from_checkpoint(ckpt, device=self.device)
         # Fold in float32, before any cast to fp16/bf16, so the folded weights lose nothing.
@@ -255,8 +260,15 @@ class Segmenter:
 
     def __repr__(self) -> str:
         w, h = self.input_size
+        fit = ", keep_aspect" if self.keep_aspect else ""
         return (f"Segmenter({self.model_name}, {self.num_classes} classes, device={self.device}, "
-                f"precision={self.precision}, input_size={w}x{h})")
+                f"precision={self.precision}, input_size={w}x{h}{fit})")
+
+    def network_size(self, width: int, height: int) -> tuple[int, int]:
+        """``(width, height)`` the network runs at for a ``width`` x ``height`` image."""
+        if not self.keep_aspect:
+            return self.input_size
+        return fit_aspect(self.input_size, (width, height))
 
     def warmup(self, iterations: int = 2) -> None:
         """Run dummy frames at the network size (allocators, cuDNN autotuning, compile)."""
@@ -324,7 +336,7 @@ class Segmenter:
         single = image.ndim == 3
         batch = image[None] if single else image
         _, H, W, _ = batch.shape
-        net_w, net_h = self.input_size
+        net_w, net_h = self.network_size(W, H)
         cuda = self.device.type == "cuda"
         if cuda:
             events = [torch.cuda.Event(enable_timing=True) for _ in range(3)]

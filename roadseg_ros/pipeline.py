@@ -233,13 +233,15 @@ def configure_process() -> None:
 
 
 def load_segmenter(weights: str, *, device: str, precision: str, input_size: tuple[int, int],
-                   num_threads: int, drivable_classes: str) -> tuple[Any, list[int]]:
+                   num_threads: int, drivable_classes: str, keep_aspect: bool = False
+                   ) -> tuple[Any, list[int]]:
     """The :class:`~roadseg_ros.inference.Segmenter` and the drivable class ids for a configuration.
 
     ``weights`` empty: the bundled checkpoint; ``input_size`` (0, 0): the checkpoint's;
     ``num_threads`` 0: :func:`default_num_threads`; ``drivable_classes`` empty: the
-    checkpoint's. Anything unusable raises :class:`~roadseg_ros.config.ConfigError` with one
-    line. torch is imported only after the cheap checks, so those fail fast.
+    checkpoint's; ``keep_aspect``: see :class:`~roadseg_ros.inference.Segmenter`. Anything
+    unusable raises :class:`~roadseg_ros.config.ConfigError` with one line. torch is imported
+    only after the cheap checks, so those fail fast.
     """
     resolve_weights(weights, how="-p weights:=PATH")    # a missing file fails before the torch import
     width, height = input_size
@@ -258,7 +260,7 @@ def load_segmenter(weights: str, *, device: str, precision: str, input_size: tup
     try:
         seg = Segmenter(ckpt, device=device, precision=precision,
                         input_size=(width, height) if width else None, warmup=True,
-                        num_threads=num_threads or default_num_threads())
+                        num_threads=num_threads or default_num_threads(), keep_aspect=keep_aspect)
     except (CheckpointError, RuntimeError, ValueError, OSError) as exc:
         raise ConfigError(f"cannot start the model from {path} on device {device!r} "
                           f"({precision}): {' '.join(str(exc).split())}") from None

@@ -16,6 +16,7 @@ from roadseg_ros.config import (
     WeightsError,
     check_device,
     default_weights_path,
+    fit_aspect,
     parse_size,
     resolve_weights,
     size_type,
@@ -31,6 +32,21 @@ def test_parse_size_and_its_argparse_form():
     with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):
         size_type()("12")
     assert size_type(8)("8x8") == (8, 8)
+
+
+def test_fit_aspect_keeps_the_pixel_count_and_takes_the_frame_shape():
+    # KITTI's 1242x375 camera with the bundled model's 512x320: not squeezed to 1.6:1.
+    assert fit_aspect((512, 320), (1242, 375)) == (736, 224)
+    assert fit_aspect((512, 320), (480, 360)) == (480, 352)          # CamVid, 4:3
+    assert fit_aspect((512, 320), (1024, 640)) == (512, 320)         # same shape: the size itself
+    assert fit_aspect((64, 48), (640, 480)) == (64, 48)              # ... even off the 32 grid
+    w, h = fit_aspect((512, 320), (1920, 1080))
+    assert w % 32 == 0 and h % 32 == 0 and abs(w * h / (512 * 320) - 1) < 0.15
+    assert abs(w / h - 16 / 9) < 0.15
+    assert fit_aspect((512, 320), (4000, 10)) == (5120, 32)          # never below one multiple
+    assert fit_aspect((512, 320), (10, 4000)) == (32, 5120)
+    with pytest.raises(ValueError, match="positive"):
+        fit_aspect((512, 320), (0, 375))
 
 
 def test_device_names_are_checked_without_torch():

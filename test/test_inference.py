@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from roadseg_ros.checkpoint import Checkpoint, model_from_checkpoint, save_checkpoint
 from roadseg_ros.classes import CAMVID11
+from roadseg_ros.config import fit_aspect
 from roadseg_ros.inference import Prediction, Segmenter, _argmax_planes
 from roadseg_ros.models import build_model
 
@@ -75,6 +76,26 @@ def test_matches_plain_reference(seg, size):
     assert (pred.mask == ref_mask).mean() > 0.999
     np.testing.assert_allclose(pred.confidence, ref_conf, atol=1e-4)
     np.testing.assert_allclose(pred.drivable_prob, ref_drivable, atol=1e-4)
+
+
+def test_keep_aspect_runs_the_network_shaped_like_the_frame(ckpt_path):
+    """keep_aspect: the checkpoint's pixel count, the frame's proportions; the same function as
+    asking for that size outright, and results at the frame's own size."""
+    fitted = Segmenter(ckpt_path, device="cpu", keep_aspect=True)
+    w, h = NET_SIZE
+    assert fitted.network_size(2 * w, 2 * h) == NET_SIZE               # same shape: unchanged
+    wide = fitted.network_size(256, 48)                                # a 5.3:1 camera
+    assert wide[0] > wide[1] and wide[0] % 32 == 0 and wide[1] % 32 == 0
+    assert wide == fit_aspect(NET_SIZE, (256, 48))
+    explicit = Segmenter(ckpt_path, device="cpu", input_size=wide)
+    assert explicit.network_size(256, 48) == wide and not explicit.keep_aspect
+    image = scene(48, 256, seed=3)
+    a, b = fitted.predict(image), explicit.predict(image)
+    assert a.mask.shape == (48, 256)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    np.testing.assert_allclose(a.confidence, b.confidence, atol=1e-6)
+    plain = Segmenter(ckpt_path, device="cpu").predict(image)   # squeezed to NET_SIZE: another function
+    assert not np.allclose(plain.confidence, a.confidence, atol=1e-3)
 
 
 def test_rgb_and_bgr_give_same_mask(seg):

@@ -202,6 +202,9 @@ SEGMENTATION = ParamTable("segmentation_node", (
     ParamSpec("num_threads", 0, "CPU threads for the network; 0: half the CPU cores (at least 1).", 0, 256),
     ParamSpec("input_width", 0, "Network input width in pixels; 0: the checkpoint's.", 0, 8192),
     ParamSpec("input_height", 0, "Network input height in pixels; 0: the checkpoint's.", 0, 8192),
+    ParamSpec("keep_aspect", True, "Run the network at the input size's pixel count but the camera's "
+              "proportions (sides multiples of 32), so a wide camera is not squeezed; false: resize every "
+              "frame to exactly input_width x input_height."),
     ParamSpec("drivable_classes", "", "Comma-separated class ids or names counted as drivable; empty: the "
               "checkpoint's.", check=_classes_check),
     ParamSpec("compressed_input", False, "Subscribe to image/compressed (JPEG/PNG) instead of image."),

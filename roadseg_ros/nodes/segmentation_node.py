@@ -94,7 +94,7 @@ class SegmentationNode(Node):
         self.segmenter, drivable = load_segmenter(
             cfg["weights"], device=cfg["device"], precision=cfg["precision"],
             input_size=(cfg["input_width"], cfg["input_height"]), num_threads=cfg["num_threads"],
-            drivable_classes=cfg["drivable_classes"])
+            drivable_classes=cfg["drivable_classes"], keep_aspect=cfg["keep_aspect"])
         seg = self.segmenter
         self._weights_label = str(seg.weights_path or "")
         self._pubs = {name: self.create_publisher(msg_type, f"~/{name}",
@@ -125,9 +125,10 @@ class SegmentationNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pipeline.start()
         w, h = seg.input_size
+        shape = " pixels, shaped like the camera" if seg.keep_aspect else ""
         self.get_logger().info(
             f"ready: {seg.model_name} from {self._weights_label or 'memory'} on {seg.device} "
-            f"({seg.precision}, network {w}x{h}); input {self._image_sub.topic_name} "
+            f"({seg.precision}, network {w}x{h}{shape}); input {self._image_sub.topic_name} "
             f"({'reliable' if self._sub_reliable else 'best effort'}, qos {cfg['input_qos']})")
 
     def _publish_classes(self, drivable: list[int]) -> None:

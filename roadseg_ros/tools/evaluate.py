@@ -20,6 +20,7 @@ from roadseg_ros.config import (
     DATASET_NAMES,
     DEFAULT_EVAL_SPLITS,
     PRECISIONS,
+    SQUEEZED_DATASETS,
     ConfigError,
     size_type,
 )
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--input-size", type=_size, default=None, metavar="WxH",
                    help="network input size (default: the checkpoint's)")
+    p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the network at the input size's pixel count but each image's proportions, "
+                        "as the node does by default (default: on, except for cityscapes_pix2pix, whose "
+                        "256x256 images are 2:1 views squeezed square: their own shape is not the scene's)")
     p.add_argument("--taxonomy", default=None, choices=sorted(TAXONOMIES),
                    help="taxonomy the dataset labels are mapped to (default: road_binary for "
                         f"{' and '.join(BINARY_BY_DEFAULT)}, else the model's own when it is a known one)")
@@ -113,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"roadseg-eval: {args.dataset} split {split!r} under {args.data} has no samples",
               file=sys.stderr)
         return 2
-    segmenter = Segmenter(ckpt, device=args.device, precision=args.precision, input_size=args.input_size)
+    keep_aspect = args.keep_aspect if args.keep_aspect is not None else args.dataset not in SQUEEZED_DATASETS
+    segmenter = Segmenter(ckpt, device=args.device, precision=args.precision, input_size=args.input_size,
+                          keep_aspect=keep_aspect)
     t0 = time.time()
     report = evaluate_dataset(segmenter, dataset, dataset_taxonomy=taxonomy,
                               per_category=args.dataset == "kitti", limit=args.limit)
@@ -121,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"generated: {args.scenes} scenes {args.scene_size[0]}x{args.scene_size[1]}, seed {args.seed}")
     report = {"dataset": args.dataset, "split": split, "data_root": data_root, "weights": str(weights),
               "model": ckpt.arch, "dataset_taxonomy": tax_name, "input_size": list(segmenter.input_size),
+              "keep_aspect": keep_aspect,
               "device": str(segmenter.device), "precision": args.precision,
               "seconds": round(time.time() - t0, 3), **report}
     print(format_table(report))

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="network precision (default: %(default)s; fp16 needs CUDA)")
     parser.add_argument("--input-size", type=size_type(), default=None, metavar="WxH",
                         help="network input size (default: the checkpoint's training size)")
+    parser.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the network at the input size's pixel count but each frame's "
+                             "proportions, not squeezed into its shape (default: on, as the node)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's; 1 is often faster on a busy CPU)")
     parser.add_argument("--alpha", type=float, default=0.5,
@@ -229,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         seg = Segmenter(weights, device=args.device, precision=args.precision, input_size=args.input_size,
-                        num_threads=args.threads)
+                        num_threads=args.threads, keep_aspect=args.keep_aspect)
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"roadseg-infer: {exc}", file=sys.stderr)
         return 2
