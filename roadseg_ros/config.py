@@ -18,7 +18,7 @@ __all__ = [
     "ConfigError", "WeightsError", "parse_size", "size_type", "fit_aspect", "DEVICE_CHOICES", "check_device",
     "PRECISIONS", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "DATASET_IMAGE_EXTENSIONS", "DATASET_NAMES",
     "DEFAULT_EVAL_SPLITS", "SQUEEZED_DATASETS", "DATASET_LICENSES", "dataset_licenses",
-    "CARLA_LABEL_SCHEMES", "default_weights_path", "resolve_weights",
+    "CARLA_LABEL_SCHEMES", "default_weights_path", "bundled_weights", "resolve_weights",
 ]
 
 
@@ -145,18 +145,32 @@ def default_weights_path() -> Path:
     return Path(__file__).resolve().parent / "weights" / "roadseg_default.pt"
 
 
-def resolve_weights(weights: str | Path | None, how: str = "--weights PATH") -> Path:
-    """The checkpoint to load: ``weights`` when given (non-empty), else the bundled one.
+def bundled_weights() -> dict[str, Path]:
+    """The checkpoints shipped in the package, by name (file stem): ``roadseg_default`` and others."""
+    folder = default_weights_path().parent
+    return {p.stem: p for p in sorted(folder.glob("*.pt"))} if folder.is_dir() else {}
 
-    Raises :class:`WeightsError` when that file does not exist, with a message that says
-    which of the two it was and what to do (``how``: how this caller is given weights, e.g.
-    ``-p weights:=PATH`` for a node), so every tool and node reports it alike.
+
+def resolve_weights(weights: str | Path | None, how: str = "--weights PATH") -> Path:
+    """The checkpoint to load: ``weights`` when given (non-empty), else the bundled default.
+
+    ``weights`` is a file path, or the name of a bundled checkpoint (``fcn8s_lite0``: see
+    :func:`bundled_weights`) when no such file exists, so a second shipped model is one word
+    away in a launch file. Raises :class:`WeightsError` when nothing is found, with a message
+    that says which it was, lists the bundled names and what to do (``how``: how this caller is
+    given weights, e.g. ``-p weights:=PATH`` for a node), so every tool and node reports it alike.
     """
     if weights is not None and str(weights) != "":
         path = Path(weights).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"weights file {path} does not exist")
-        return path
+        if path.is_file():
+            return path
+        bundled = bundled_weights()
+        name = str(weights)
+        if name in bundled and "/" not in name and not path.suffix:
+            return bundled[name]
+        names = ", ".join(bundled) or "none"
+        raise WeightsError(f"weights file {path} does not exist (nor is it a bundled checkpoint's name; "
+                           f"bundled: {names})")
     path = default_weights_path()
     if not path.is_file():
         raise WeightsError(f"the bundled checkpoint {path} is missing: train one with roadseg-train "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from roadseg_ros.config import (
     DEFAULT_EVAL_SPLITS,
     ConfigError,
     WeightsError,
+    bundled_weights,
     check_device,
     default_weights_path,
     fit_aspect,
@@ -84,3 +86,15 @@ def test_resolve_weights(tmp_path, monkeypatch):
     absent.parent.mkdir()
     absent.write_bytes(b"x")
     assert resolve_weights(None) == absent
+    # a bundled checkpoint's name (file stem) when no such file exists; the error lists the names
+    other = absent.parent / "fcn8s_lite0.pt"
+    other.write_bytes(b"x")
+    assert bundled_weights() == {"fcn8s_lite0": other, "roadseg_default": absent}
+    monkeypatch.chdir(tmp_path)
+    assert resolve_weights("fcn8s_lite0") == other
+    (tmp_path / "fcn8s_lite0").write_bytes(b"y")          # a real file of that name wins
+    assert resolve_weights("fcn8s_lite0") == Path("fcn8s_lite0")
+    with pytest.raises(WeightsError, match="bundled: fcn8s_lite0, roadseg_default"):
+        resolve_weights("psp_lite9")
+    with pytest.raises(WeightsError, match="does not exist"):
+        resolve_weights("sub/fcn8s_lite0")

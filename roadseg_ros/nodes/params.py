@@ -195,7 +195,8 @@ def _sync_check(name: str, value: Any, values: dict[str, Any]) -> str | None:
 PUBLISHED = ("mask", "overlay", "color_mask", "confidence", "drivable_area", "drivable_grid")
 
 SEGMENTATION = ParamTable("segmentation_node", (
-    ParamSpec("weights", "", "Checkpoint file (.pt); empty: the bundled default checkpoint."),
+    ParamSpec("weights", "", "Checkpoint file (.pt), or a bundled checkpoint's name (fcn8s_lite0); empty: "
+              "the bundled default checkpoint."),
     ParamSpec("device", "auto", "Where the network runs: auto (CUDA if available, else CPU with a warning), "
               "cpu, cuda, cuda:N.", check=_device_check),
     ParamSpec("precision", "fp32", "Network precision (fp16 needs CUDA).", choices=PRECISIONS),

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=0, help="camera image height (0: the source's own)")
     p.add_argument("--output", type=Path, default=Path("runs/demo"), help="output folder")
     p.add_argument("--weights", type=Path, default=None,
-                   help="checkpoint file (default: the bundled roadseg_ros/weights/roadseg_default.pt)")
+                   help="checkpoint file, or a bundled one's name such as fcn8s_lite0 "
+                        "(default: the bundled roadseg_default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--snapshots", type=int, default=3, help="number of overlay PNG snapshots to save")
     p.add_argument("--lossless-recording", action="store_true",

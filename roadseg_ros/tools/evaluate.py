@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(allow_abbrev=False, prog="roadseg-eval", description=__doc__.split("\n\n")[0],
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, default=None,
-                   help="checkpoint (default: the bundled roadseg_ros/weights/roadseg_default.pt)")
+                   help="checkpoint file, or a bundled one's name such as fcn8s_lite0 "
+                        "(default: the bundled roadseg_default)")
     p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--data", type=Path, default=None, metavar="ROOT",
                    help="dataset root folder (required except for synthetic)")

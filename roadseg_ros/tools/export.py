@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         prog="roadseg-export", description="Export a checkpoint to TorchScript and ONNX with a parity check.")
     parser.add_argument("--weights", type=Path, default=None,
-                        help=f"checkpoint (default: the bundled {default_weights_path()})")
+                        help="checkpoint file, or a bundled one's name such as fcn8s_lite0 "
+                             f"(default: the bundled {default_weights_path()})")
     parser.add_argument("--output", "-o", type=Path, default=Path("export"),
                         help="output folder (default: %(default)s)")
     parser.add_argument("--name", default=None, help="file name stem (default: the checkpoint's stem)")

@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="recording: the image topic (default: its only sensor_msgs/Image or "
                              "CompressedImage topic; several are listed)")
     parser.add_argument("--weights", type=Path, default=None,
-                        help=f"checkpoint (default: the bundled {default_weights_path()})")
+                        help="checkpoint file, or a bundled one's name such as fcn8s_lite0 "
+                             f"(default: the bundled {default_weights_path()})")
     parser.add_argument("--output", "-o", type=Path, default=Path("roadseg_output"),
                         help="output folder (created; default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
