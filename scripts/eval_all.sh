@@ -54,7 +54,8 @@ if r: rows.append(("synthetic val, sky IoU / road IoU", f"{pct(r['per_class_iou'
 r = get("kitti_training")
 if r: rows.append(("KITTI 2 labelled images, MaxF", pct(r['kitti']['max_f'])))
 first = next((get(n) for n in ("camvid_val", "synthetic_val") if get(n)), None)
-print(f"weights: {first['weights'] if first else '?'}  input {first['input_size'] if first else '?'}")
+print(f"weights: {first['weights'] if first else '?'}  input {first['input_size'] if first else '?'} pixels"
+      f"{', shaped like each image (keep_aspect) except cityscapes_pix2pix' if first and first.get('keep_aspect') else ''}")
 for k, v in rows:
     print(f"| {k} | {v} |")
 PY
