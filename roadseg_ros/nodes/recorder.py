@@ -138,17 +138,24 @@ class Recorder(Node):
         if self.mcap is not None and not self._closed:
             self.mcap.write(self._mcap_topics[topic], self._now_ns(), raw)
 
+    def _decode(self, msg: Image, what: str) -> tuple[np.ndarray, str] | None:
+        """``decode_image_msg``, or ``None`` after counting and (throttled) reporting a bad frame."""
+        try:
+            return decode_image_msg(msg)
+        except ImageFormatError as exc:
+            self.decode_errors += 1
+            self.get_logger().warning(f"{what}: {exc}", throttle_duration_sec=5.0)
+            return None
+
     def _record_image(self, topic: str, msg: Image, fmt: str, bgr: np.ndarray | None = None) -> None:
         """An image as CompressedImage on ``<topic>/compressed`` (PNG or JPEG)."""
         if self.mcap is None or self._closed:
             return
         if bgr is None:
-            try:
-                image, order = decode_image_msg(msg)
-            except ImageFormatError as exc:
-                self.decode_errors += 1
-                self.get_logger().warning(f"{topic} frame not recorded: {exc}", throttle_duration_sec=5.0)
+            decoded = self._decode(msg, f"{topic} frame not recorded")
+            if decoded is None:
                 return
+            image, order = decoded
             if msg.encoding in ("mono8", "8UC1"):
                 bgr = np.ascontiguousarray(image[..., 0])       # class ids stay one channel
             else:
@@ -180,12 +187,10 @@ class Recorder(Node):
         if self._closed or self._full:
             return
         latency = self._stamp_latency(msg.header)
-        try:
-            image, order = decode_image_msg(msg)
-        except ImageFormatError as exc:
-            self.decode_errors += 1
-            self.get_logger().warning(f"overlay frame skipped: {exc}", throttle_duration_sec=5.0)
+        decoded = self._decode(msg, "overlay frame skipped")
+        if decoded is None:
             return
+        image, order = decoded
         bgr = np.ascontiguousarray(image if order == "bgr" else image[..., ::-1])
         size = (bgr.shape[1], bgr.shape[0])
         if self._writer is None:
