@@ -119,6 +119,21 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "c
         time.sleep(interval)
 
 
+def spin_until(executor: SingleThreadedExecutor, predicate: Callable[[], Any], timeout: float = 20.0,
+               what: str | Callable[[], str] = "condition", step: float = 0.05) -> None:
+    """Spin ``executor`` in this thread until ``predicate`` holds; fail naming ``what`` after ``timeout``.
+
+    For tests that own their executor (no :class:`Spinner` thread): messages are only
+    delivered while someone spins. ``what`` may be a callable, to report the state at timeout.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            name = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {name}")
+        executor.spin_once(timeout_sec=step)
+
+
 OUTPUT_TYPES = {"mask": Image, "overlay": Image, "color_mask": Image, "confidence": Image,
                 "drivable_area": DrivableArea, "drivable_grid": OccupancyGrid}
 
@@ -249,5 +264,6 @@ def image_msg(image: np.ndarray, encoding: str, frame_id: str, color_order: str 
 @pytest.fixture(scope="session")
 def nt() -> SimpleNamespace:
     """The helpers above for the test modules (``--import-mode=importlib`` cannot import conftest)."""
-    return SimpleNamespace(Harness=Harness, Spinner=Spinner, wait_for=wait_for, camera_info=camera_info,
-                           image_msg=image_msg, road_iou=road_iou, TRAIN_SIZE=TRAIN_SIZE, ROAD=ROAD)
+    return SimpleNamespace(Harness=Harness, Spinner=Spinner, wait_for=wait_for, spin_until=spin_until,
+                           camera_info=camera_info, image_msg=image_msg, road_iou=road_iou,
+                           TRAIN_SIZE=TRAIN_SIZE, ROAD=ROAD)

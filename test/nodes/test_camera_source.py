@@ -24,7 +24,7 @@ def test_main_reports_a_missing_source(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_node_publishes_frames_with_matching_camera_info(tmp_path, write_frame_folder):
+def test_node_publishes_frames_with_matching_camera_info(tmp_path, write_frame_folder, nt):
     frames = write_frame_folder(tmp_path / "cam", 3)
     H, W = frames[0].shape[:2]
     context = Context()
@@ -44,10 +44,8 @@ def test_node_publishes_frames_with_matching_camera_info(tmp_path, write_frame_f
             Parameter("wait_for_subscribers", value=True)])
         executor.add_node(camera)
         executor.add_node(viewer)
-        deadline = time.monotonic() + 20.0
-        while not (camera.finished and len(images) >= 3 and len(infos) >= 3):
-            assert time.monotonic() < deadline, f"got {len(images)} images, {len(infos)} infos"
-            executor.spin_once(timeout_sec=0.05)
+        nt.spin_until(executor, lambda: camera.finished and len(images) >= 3 and len(infos) >= 3, 20.0,
+                      lambda: f"3 images and infos (got {len(images)} images, {len(infos)} infos)")
         assert camera.frames_published == 3
         for msg, info, frame in zip(images, infos, frames):
             assert msg.encoding == "rgb8" and msg.header.frame_id == "front_cam"
@@ -88,7 +86,7 @@ def test_camera_matrix_parameter_overrides_the_fov():
         rclpy.shutdown(context=context)
 
 
-def test_node_plays_a_recording_at_its_recorded_timing_with_its_camera(tmp_path, write_bag):
+def test_node_plays_a_recording_at_its_recorded_timing_with_its_camera(tmp_path, write_bag, nt):
     rng = np.random.default_rng(5)
     frames = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(4)]
     bag = write_bag(tmp_path / "drive", frames, topic="/front/image/compressed", compressed=True,
@@ -109,10 +107,8 @@ def test_node_plays_a_recording_at_its_recorded_timing_with_its_camera(tmp_path,
             Parameter("wait_for_subscribers", value=True)])
         executor.add_node(camera)
         executor.add_node(viewer)
-        deadline = time.monotonic() + 20.0
-        while not (camera.finished and len(images) >= 4 and len(infos) >= 4):
-            assert time.monotonic() < deadline, f"got {len(images)} images, {len(infos)} infos"
-            executor.spin_once(timeout_sec=0.01)
+        nt.spin_until(executor, lambda: camera.finished and len(images) >= 4 and len(infos) >= 4, 20.0,
+                      lambda: f"4 images and infos (got {len(images)} images, {len(infos)} infos)", step=0.01)
         for (_, msg), frame in zip(images, frames, strict=True):
             decoded, order = decode_image_msg(msg)
             np.testing.assert_array_equal(decoded, frame[..., ::-1] if order == "rgb" else frame)

@@ -8,8 +8,6 @@ and recall against a direct numpy computation over the same frames.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import rclpy
@@ -29,14 +27,6 @@ from roadseg_ros.nodes.segmentation_node import SegmentationNode
 
 W, H = 64, 48
 ROAD = 3  # CAMVID11 road id, the evaluator's default drivable class
-
-
-def _spin_until(executor, predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        executor.spin_once(timeout_sec=0.05)
 
 
 def _image(array: np.ndarray, encoding: str, stamp_ns: int) -> Image:
@@ -80,7 +70,7 @@ def _frames(labels: str, n: int, rng: np.random.Generator):
 
 
 @pytest.mark.parametrize("labels", ["palette", "pre_0914"])
-def test_evaluator_reports_the_directly_computed_iou(labels):
+def test_evaluator_reports_the_directly_computed_iou(labels, nt):
     context = Context()
     rclpy.init(context=context)
     executor = SingleThreadedExecutor(context=context)
@@ -97,9 +87,9 @@ def test_evaluator_reports_the_directly_computed_iou(labels):
                                    lambda m: received.append(list(m.data)), 10)
         executor.add_node(evaluator)
         executor.add_node(player)
-        _spin_until(executor, lambda: mask_pub.get_subscription_count() >= 1
-                    and sem_pub.get_subscription_count() >= 1
-                    and evaluator.metrics_pub.get_subscription_count() >= 1, 20.0, "DDS discovery")
+        nt.spin_until(executor, lambda: mask_pub.get_subscription_count() >= 1
+                      and sem_pub.get_subscription_count() >= 1
+                      and evaluator.metrics_pub.get_subscription_count() >= 1, 20.0, "DDS discovery")
 
         rng = np.random.default_rng(1)
         frames = _frames(labels, 5, rng)
@@ -117,7 +107,7 @@ def test_evaluator_reports_the_directly_computed_iou(labels):
             tp += int(np.sum(p & drivable))
             fp += int(np.sum(p & ~drivable))
             fn += int(np.sum(~p & drivable))
-            _spin_until(executor, lambda n=i + 1: len(received) >= n, 20.0, f"metrics of frame {i}")
+            nt.spin_until(executor, lambda n=i + 1: len(received) >= n, 20.0, f"metrics of frame {i}")
             frame_iou = np.sum(p & drivable) / np.sum(p | drivable)
             assert received[-1][METRIC_LABELS.index("frame_iou")] == pytest.approx(frame_iou, rel=1e-5)
 
@@ -145,7 +135,8 @@ def test_evaluator_rejects_an_unknown_label_scheme():
         rclpy.shutdown(context=context)
 
 
-def test_evaluator_takes_the_drivable_classes_the_segmentation_node_publishes(tmp_path, save_tiny_checkpoint):
+def test_evaluator_takes_the_drivable_classes_the_segmentation_node_publishes(
+        tmp_path, save_tiny_checkpoint, nt):
     """No hard-coded [3]: the node latches its model's taxonomy on ~/classes, the evaluator reads it.
 
     The node is configured with drivable classes 1 and 3 (not the checkpoint's [3]), as a
@@ -169,7 +160,7 @@ def test_evaluator_takes_the_drivable_classes_the_segmentation_node_publishes(tm
                                    cli_args=["--ros-args", "-r", "classes:=/roadseg/classes"])
         executor.add_node(evaluator)
         assert evaluator.drivable_classes is None
-        _spin_until(executor, lambda: evaluator.drivable_classes is not None, 20.0, "~/classes")
+        nt.spin_until(executor, lambda: evaluator.drivable_classes is not None, 20.0, "~/classes")
         assert evaluator.drivable_classes == [1, 3]
 
         late = Node("late_reader", context=context)
@@ -177,7 +168,7 @@ def test_evaluator_takes_the_drivable_classes_the_segmentation_node_publishes(tm
         late.create_subscription(String, "/roadseg/classes", got.append, QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         executor.add_node(late)
-        _spin_until(executor, lambda: got, 20.0, "the latched ~/classes for a late reader")
+        nt.spin_until(executor, lambda: got, 20.0, "the latched ~/classes for a late reader")
         data = classes_from_msg(got[0])
         assert data["class_names"] == list(CAMVID11.class_names) and data["drivable_classes"] == [1, 3]
         assert data["class_colors"] == [list(c) for c in CAMVID11.class_colors]

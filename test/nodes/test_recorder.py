@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import cv2
 import numpy as np
@@ -23,14 +22,6 @@ from roadseg_ros.nodes.recorder import Recorder, percentiles
 W, H = 64, 48
 
 
-def _spin_until(executor, predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        executor.spin_once(timeout_sec=0.05)
-
-
 @pytest.fixture()
 def ros():
     context = Context()
@@ -41,15 +32,15 @@ def ros():
     rclpy.shutdown(context=context)
 
 
-def _player(context, executor, recorder):
+def _player(nt, context, executor, recorder):
     player = Node("player", context=context)
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     overlay_pub = player.create_publisher(Image, "/roadseg/overlay", qos)
     area_pub = player.create_publisher(DrivableArea, "/roadseg/drivable_area", qos)
     executor.add_node(recorder)
     executor.add_node(player)
-    _spin_until(executor, lambda: overlay_pub.get_subscription_count() >= 1
-                and area_pub.get_subscription_count() >= 1, 20.0, "DDS discovery")
+    nt.spin_until(executor, lambda: overlay_pub.get_subscription_count() >= 1
+                  and area_pub.get_subscription_count() >= 1, 20.0, "DDS discovery")
     return player, overlay_pub, area_pub
 
 
@@ -71,22 +62,22 @@ def _send(player, overlay_pub, area_pub, i: int, ratio: float, total_ms: float) 
     area_pub.publish(area)
 
 
-def test_recorder_writes_video_snapshots_and_summary(tmp_path, ros):
+def test_recorder_writes_video_snapshots_and_summary(tmp_path, ros, nt):
     context, executor = ros
     out = tmp_path / "rec"
     recorder = Recorder(context=context, cli_args=[
         "--ros-args", "-r", "overlay:=/roadseg/overlay", "-r", "drivable_area:=/roadseg/drivable_area"],
         parameter_overrides=[Parameter("output_dir", value=str(out)), Parameter("max_frames", value=4),
                              Parameter("snapshot_every", value=2), Parameter("video_fps", value=5.0)])
-    player, overlay_pub, area_pub = _player(context, executor, recorder)
+    player, overlay_pub, area_pub = _player(nt, context, executor, recorder)
     ratios = [0.2, 0.4, 0.5, 0.7]
     totals = [10.0, 20.0, 30.0, 100.0]
     for i in range(5):   # one more than max_frames: must be ignored
         _send(player, overlay_pub, area_pub, i, ratios[i] if i < 4 else 0.99, totals[i] if i < 4 else 999.0)
         if i < 4:
-            _spin_until(executor, lambda n=i + 1: recorder.frames >= n and len(recorder.drivable_ratios) >= n,
-                        20.0, f"frame {i}")
-    _spin_until(executor, lambda: recorder.done, 10.0, "the recorder to close")
+            nt.spin_until(executor, lambda n=i + 1: recorder.frames >= n
+                          and len(recorder.drivable_ratios) >= n, 20.0, f"frame {i}")
+    nt.spin_until(executor, lambda: recorder.done, 10.0, "the recorder to close")
     executor.spin_once(timeout_sec=0.2)
 
     summary = json.loads((out / "summary.json").read_text())
@@ -117,14 +108,14 @@ def test_recorder_writes_video_snapshots_and_summary(tmp_path, ros):
     assert count == 4
 
 
-def test_recorder_close_on_shutdown_without_max_frames(tmp_path, ros):
+def test_recorder_close_on_shutdown_without_max_frames(tmp_path, ros, nt):
     context, executor = ros
     recorder = Recorder(context=context, cli_args=[
         "--ros-args", "-r", "overlay:=/roadseg/overlay", "-r", "drivable_area:=/roadseg/drivable_area"],
         parameter_overrides=[Parameter("output_dir", value=str(tmp_path))])
-    player, overlay_pub, area_pub = _player(context, executor, recorder)
+    player, overlay_pub, area_pub = _player(nt, context, executor, recorder)
     _send(player, overlay_pub, area_pub, 0, 0.25, 12.0)
-    _spin_until(executor, lambda: recorder.frames >= 1 and recorder.drivable_ratios, 20.0, "one frame")
+    nt.spin_until(executor, lambda: recorder.frames >= 1 and recorder.drivable_ratios, 20.0, "one frame")
     assert not recorder.done
     summary = recorder.close()
     assert recorder.close() == summary     # idempotent
