@@ -1,6 +1,8 @@
 """Make a trained checkpoint the bundled default: choose its network size, record its data terms, fp16.
 
     ./dev.sh run python scripts/bundle_weights.py runs/psp_lite0_mix/best.pt --input-size 480x352
+    ./dev.sh run python scripts/bundle_weights.py runs/X/ep4.last.pt runs/X/ep5.last.pt runs/X/ep6.last.pt
+
 
 Why a script: the bundled file is what every user loads first, so what goes into it must be
 repeatable and visible. It changes only metadata (the weights are copied unchanged, stored
@@ -9,6 +11,13 @@ otherwise; chosen by measurement, see the README), ``training["data_licenses"]``
 ``roadseg_ros.config.DATASET_LICENSES`` when a run predates that field) and
 ``training["bundled"]`` (when and from which file). The checkpoint is loaded and saved with the
 engine's own functions (``weights_only``: no code from the file runs).
+
+Given several checkpoints of one run (say its last epochs' ``last.pt``), the bundled weights
+are their element-wise mean, as stochastic weight averaging does: late epochs of a fine-tune
+scatter around a flat optimum, and their mean usually validates better than any one of them,
+at no cost at inference. They must be the same model (architecture, classes, normalisation,
+tensor names and shapes); the metadata is the last one's, and ``training["bundled"]["from"]``
+lists the files. Integer buffers (BatchNorm's step counters) are taken from the last file.
 """
 
 from __future__ import annotations
@@ -22,14 +31,41 @@ from roadseg_ros.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from roadseg_ros.config import dataset_licenses, default_weights_path, size_type
 
 
-def bundle(source: Path, target: Path, input_size: tuple[int, int] | None) -> Checkpoint:
-    ckpt = load_checkpoint(source)
+def average(sources: list[Path]) -> Checkpoint:
+    """The element-wise mean of several checkpoints of one model; metadata of the last."""
+    ckpts = [load_checkpoint(s) for s in sources]
+    last = ckpts[-1]
+    for path, c in zip(sources, ckpts):
+        for name in ("arch", "arch_kwargs", "class_names", "drivable_classes", "mean", "std"):
+            if getattr(c, name) != getattr(last, name):
+                raise SystemExit(f"{path}: its {name} {getattr(c, name)!r} differs from {sources[-1]}'s "
+                                 f"{getattr(last, name)!r}; only checkpoints of one model can be averaged")
+        if c.state_dict.keys() != last.state_dict.keys():
+            odd = sorted(set(c.state_dict) ^ set(last.state_dict))
+            raise SystemExit(f"{path}: tensor names differ from {sources[-1]}'s ({', '.join(odd[:5])})")
+        for key, t in c.state_dict.items():
+            if t.shape != last.state_dict[key].shape:
+                raise SystemExit(f"{path}: {key} has shape {tuple(t.shape)}, "
+                                 f"{sources[-1]} has {tuple(last.state_dict[key].shape)}")
+    state = {}
+    for key, t in last.state_dict.items():
+        if t.is_floating_point():
+            state[key] = sum(c.state_dict[key].float() for c in ckpts) / len(ckpts)
+        else:
+            state[key] = t.clone()
+    last.state_dict = state
+    return last
+
+
+def bundle(sources: list[Path], target: Path, input_size: tuple[int, int] | None) -> Checkpoint:
+    ckpt = average(sources) if len(sources) > 1 else load_checkpoint(sources[0])
     training = dict(ckpt.training or {})
     if "data_licenses" not in training:
         sets = training.get("datasets", {})
         training["data_licenses"] = dataset_licenses([*sets.get("train", []), *sets.get("val", [])])
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    training["bundled"] = {"from": str(source), "date": now, "trained_input_size": list(ckpt.input_size)}
+    origin = str(sources[0]) if len(sources) == 1 else [str(s) for s in sources]
+    training["bundled"] = {"from": origin, "date": now, "trained_input_size": list(ckpt.input_size)}
     ckpt.training = training
     if input_size is not None:
         ckpt.input_size = tuple(input_size)
@@ -39,13 +75,14 @@ def bundle(source: Path, target: Path, input_size: tuple[int, int] | None) -> Ch
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
-    p.add_argument("source", type=Path, help="trained checkpoint (e.g. runs/NAME/best.pt)")
+    p.add_argument("sources", type=Path, nargs="+", metavar="SOURCE",
+                   help="trained checkpoint (e.g. runs/NAME/best.pt); several: their weights' mean")
     p.add_argument("--input-size", type=size_type(8), default=None, metavar="WxH",
                    help="network size to record (default: keep the checkpoint's)")
     p.add_argument("--output", type=Path, default=None, help=f"default: {default_weights_path()}")
     args = p.parse_args(argv)
     target = args.output or default_weights_path()
-    ckpt = bundle(args.source, target, args.input_size)
+    ckpt = bundle(args.sources, target, args.input_size)
     size = target.stat().st_size / 2**20
     print(f"{target}: {ckpt.arch}, input {ckpt.input_size[0]}x{ckpt.input_size[1]}, {size:.1f} MiB, "
           f"data: {', '.join(ckpt.training['data_licenses'])}")
