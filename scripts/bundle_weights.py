@@ -3,9 +3,8 @@
     ./dev.sh run python scripts/bundle_weights.py runs/psp_lite0_mix/best.pt --input-size 480x352
     ./dev.sh run python scripts/bundle_weights.py runs/X/ep4.last.pt runs/X/ep5.last.pt runs/X/ep6.last.pt
 
-
 Why a script: the bundled file is what every user loads first, so what goes into it must be
-repeatable and visible. It changes only metadata (the weights are copied unchanged, stored
+repeatable and visible. Given one checkpoint it changes only metadata (weights copied unchanged, stored
 in fp16): ``input_size`` (the network size ``Segmenter`` and the node run at when not told
 otherwise; chosen by measurement, see the README), ``training["data_licenses"]`` (added from
 ``roadseg_ros.config.DATASET_LICENSES`` when a run predates that field) and
@@ -13,11 +12,12 @@ otherwise; chosen by measurement, see the README), ``training["data_licenses"]``
 engine's own functions (``weights_only``: no code from the file runs).
 
 Given several checkpoints of one run (say its last epochs' ``last.pt``), the bundled weights
-are their element-wise mean, as stochastic weight averaging does: late epochs of a fine-tune
-scatter around a flat optimum, and their mean usually validates better than any one of them,
-at no cost at inference. They must be the same model (architecture, classes, normalisation,
-tensor names and shapes); the metadata is the last one's, and ``training["bundled"]["from"]``
-lists the files. Integer buffers (BatchNorm's step counters) are taken from the last file.
+are their element-wise mean, as stochastic weight averaging does: when late epochs of a
+fine-tune scatter around one flat optimum, their mean can validate better than any one of them,
+at no cost at inference (measure it: docs/training.md has a case where it did not). They must
+be the same model (architecture and its arguments, classes, normalisation); the metadata is
+the last one's, and ``training["bundled"]["from"]`` lists the files. Integer buffers
+(BatchNorm's step counters) are taken from the last file.
 """
 
 from __future__ import annotations
@@ -35,22 +35,17 @@ def average(sources: list[Path]) -> Checkpoint:
     """The element-wise mean of several checkpoints of one model; metadata of the last."""
     ckpts = [load_checkpoint(s) for s in sources]
     last = ckpts[-1]
+    # load_checkpoint already checked each file's tensors against its architecture (names and
+    # shapes), so equal architecture, arguments and classes mean the tensors line up.
     for path, c in zip(sources, ckpts):
         for name in ("arch", "arch_kwargs", "class_names", "drivable_classes", "mean", "std"):
             if getattr(c, name) != getattr(last, name):
                 raise SystemExit(f"{path}: its {name} {getattr(c, name)!r} differs from {sources[-1]}'s "
                                  f"{getattr(last, name)!r}; only checkpoints of one model can be averaged")
-        if c.state_dict.keys() != last.state_dict.keys():
-            odd = sorted(set(c.state_dict) ^ set(last.state_dict))
-            raise SystemExit(f"{path}: tensor names differ from {sources[-1]}'s ({', '.join(odd[:5])})")
-        for key, t in c.state_dict.items():
-            if t.shape != last.state_dict[key].shape:
-                raise SystemExit(f"{path}: {key} has shape {tuple(t.shape)}, "
-                                 f"{sources[-1]} has {tuple(last.state_dict[key].shape)}")
     state = {}
     for key, t in last.state_dict.items():
-        if t.is_floating_point():
-            state[key] = sum(c.state_dict[key].float() for c in ckpts) / len(ckpts)
+        if t.is_floating_point():   # load_checkpoint returns float32 weights
+            state[key] = sum(c.state_dict[key] for c in ckpts) / len(ckpts)
         else:
             state[key] = t.clone()
     last.state_dict = state

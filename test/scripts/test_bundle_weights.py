@@ -23,7 +23,7 @@ def bundle_weights():
     return module
 
 
-def _checkpoint(path: Path, seed: int, width: int = 8, training: dict | None = None) -> Path:
+def _checkpoint(path: Path, seed: int, width: int = 8) -> Path:
     torch.manual_seed(seed)
     model = build_model("tiny_segnet", CAMVID11.num_classes, width=width)
     with torch.no_grad():   # BatchNorm statistics that differ between "epochs" too
@@ -36,7 +36,7 @@ def _checkpoint(path: Path, seed: int, width: int = 8, training: dict | None = N
                       class_colors=list(CAMVID11.class_colors), drivable_classes=[3],
                       mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=(64, 48),
                       state_dict=model.state_dict(),
-                      training=training if training is not None else {"datasets": {"train": ["camvid"]}})
+                      training={"datasets": {"train": ["camvid"]}})
     return save_checkpoint(ckpt, path)
 
 
