@@ -17,6 +17,10 @@ Format (``config/datasets/<dataset>_to_<taxonomy>.yaml``)::
     color_tolerance: 40       # colors only, optional: take the nearest listed colour within
                               # this RGB (Euclidean) distance, 255 beyond it; for labels that
                               # went through JPEG, whose boundary colours are blends
+    oversample:               # optional, training only: images holding at least min_pixels of
+      labels: [8]             # these raw labels (each listed above) are drawn `factor` times as
+      factor: 4               # often as the others of their dataset: a rare but telling kind of
+      min_pixels: 300         # scene (e.g. paved tram beds beside the road) is seen often enough
 
 Raw ids must lie in 0..255 (the readers decode 8-bit label PNGs); a raw label may appear
 only once. Every problem is reported as a ``MappingError`` naming the file and the value.
@@ -36,7 +40,9 @@ from roadseg_ros.classes import IGNORE_INDEX, Taxonomy, get_taxonomy
 
 #: Values of a config's ``input`` key.
 INPUT_KINDS = ("ids", "colors")
-_KEYS = {"taxonomy", "input", "unmapped", "classes", "ignore", "description", "dataset", "color_tolerance"}
+_KEYS = {"taxonomy", "input", "unmapped", "classes", "ignore", "description", "dataset", "color_tolerance",
+         "oversample"}
+_OVERSAMPLE_KEYS = {"labels", "factor", "min_pixels"}
 
 
 class MappingError(ValueError):
@@ -90,6 +96,9 @@ class LabelMapping:
     color_values: np.ndarray | None = None   # colors: uint8 target id per key
     unmapped_value: int = IGNORE_INDEX
     color_tolerance: float = 0.0             # colors: > 0 takes the nearest key within this distance
+    oversample_keys: np.ndarray | None = None  # raw labels (ids, packed RGB) marking an image to oversample
+    oversample_factor: float = 1.0
+    oversample_min_pixels: int = 1
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         """Map a raw label image to uint8 target ids.
@@ -124,8 +133,16 @@ class LabelMapping:
 
         Every listed colour (classes and ``ignore``) competes, so a blend between road and
         sidewalk goes to whichever is closer or, past the tolerance, to unlabelled: training
-        never sees an invented class at a boundary. Unique colours are matched once each
-        (a JPEG label has a few thousand), which keeps this cheap per image.
+        never sees an invented class at a boundary.
+        """
+        nearest, ok = self._nearest_keys(raw)
+        return np.where(ok, self.color_values[nearest], np.uint8(IGNORE_INDEX)).astype(np.uint8)
+
+    def _nearest_keys(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per pixel of an RGB label: index of the nearest key colour, and whether it is within tolerance.
+
+        Unique colours are matched once each (a JPEG label has a few thousand), which keeps
+        this cheap per image.
         """
         keys = self.color_keys
         key_rgb = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.float32)
@@ -136,8 +153,25 @@ class LabelMapping:
         d2 = ((uniq_rgb[:, None, :] - key_rgb[None, :, :]) ** 2).sum(axis=2)
         nearest = d2.argmin(axis=1)
         ok = d2[np.arange(len(uniq)), nearest] <= self.color_tolerance ** 2
-        values = np.where(ok, self.color_values[nearest], np.uint8(IGNORE_INDEX)).astype(np.uint8)
-        return values[inverse].reshape(raw.shape[:2])
+        shape = raw.shape[:2]
+        return nearest[inverse].reshape(shape), ok[inverse].reshape(shape)
+
+    def oversample_weight(self, raw: np.ndarray) -> float:
+        """Sampling factor of the image with this raw label: ``oversample.factor`` when it holds at
+        least ``min_pixels`` of the ``oversample`` labels (decoded as ``apply`` decodes them:
+        nearest colour within tolerance), else 1."""
+        if self.oversample_keys is None:
+            return 1.0
+        if self.input == "ids":
+            hits = int(np.isin(raw, self.oversample_keys).sum())
+        elif self.color_tolerance > 0:
+            nearest, ok = self._nearest_keys(raw)
+            hits = int((ok & np.isin(self.color_keys[nearest], self.oversample_keys)).sum())
+        else:
+            rgb = raw.astype(np.int32)
+            packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+            hits = int(np.isin(packed, self.oversample_keys).sum())
+        return self.oversample_factor if hits >= self.oversample_min_pixels else 1.0
 
 
 def _fail(source: str, msg: str) -> MappingError:
@@ -212,20 +246,48 @@ def mapping_from_dict(cfg: Mapping[str, Any], source: str = "<dict>",
                                     f"({name!r} and class id {table[key]})")
             table[key] = target
 
+    over = _oversample(cfg.get("oversample"), kind, table, source)
     if kind == "ids":
         if cfg.get("color_tolerance"):
             raise _fail(source, "color_tolerance applies to input: colors only")
         lut = np.full(256, unmapped, dtype=np.uint8)
         for key, target in table.items():
             lut[key] = target
-        return LabelMapping(tax, kind, source, lut=lut, unmapped_value=unmapped)
+        return LabelMapping(tax, kind, source, lut=lut, unmapped_value=unmapped, **over)
     tolerance = cfg.get("color_tolerance", 0)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance <= 442:
         raise _fail(source, f"color_tolerance {tolerance!r} is not a number in 0..442 (an RGB distance)")
     keys = np.array(sorted(table), dtype=np.int32)
     values = np.array([table[k] for k in sorted(table)], dtype=np.uint8)
     return LabelMapping(tax, kind, source, color_keys=keys, color_values=values, unmapped_value=unmapped,
-                        color_tolerance=float(tolerance))
+                        color_tolerance=float(tolerance), **over)
+
+
+def _oversample(spec: Any, kind: str, table: Mapping[int, int], source: str) -> dict[str, Any]:
+    """Validate an ``oversample`` section into ``LabelMapping`` keywords (none when absent)."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise _fail(source, f"oversample: expected a mapping of labels, factor, min_pixels; got {spec!r}")
+    unknown = sorted(set(spec) - _OVERSAMPLE_KEYS)
+    if unknown:
+        valid = ", ".join(sorted(_OVERSAMPLE_KEYS))
+        raise _fail(source, f"oversample: unknown keys {unknown}; valid keys: {valid}")
+    labels = spec.get("labels")
+    if not isinstance(labels, list) or not labels:
+        raise _fail(source, f"oversample.labels: expected a non-empty list of raw labels, got {labels!r}")
+    keys = [_raw_label(v, kind, source, "oversample.labels") for v in labels]
+    unlisted = [v for v, k in zip(labels, keys) if k not in table]
+    if unlisted:   # an unlisted colour would never be decoded as itself: nearest-colour matching skips it
+        raise _fail(source, f"oversample.labels {unlisted} are not listed under classes or ignore")
+    factor = spec.get("factor")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
+        raise _fail(source, f"oversample.factor {factor!r} is not a number >= 1")
+    min_pixels = spec.get("min_pixels", 1)
+    if isinstance(min_pixels, bool) or not isinstance(min_pixels, int) or min_pixels < 1:
+        raise _fail(source, f"oversample.min_pixels {min_pixels!r} is not an integer >= 1")
+    return {"oversample_keys": np.array(sorted(set(keys)), dtype=np.int32),
+            "oversample_factor": float(factor), "oversample_min_pixels": min_pixels}
 
 
 def load_mapping(path: str | Path, taxonomy: str | Taxonomy | None = None) -> LabelMapping:

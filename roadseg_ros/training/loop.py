@@ -134,12 +134,19 @@ def _loader(args: argparse.Namespace, info: DistInfo, device: torch.device, trai
     """The training loader and its sampler (``set_epoch`` each epoch)."""
     part_names = [desc.split(":")[0] for desc, _ in train_parts]
     crops, weights = getattr(args, "crop", {}), getattr(args, "weight", {})
-    if crops or weights:   # one dataset per batch, each at its own crop size and sampling weight
+    per_sample = [ds.sample_weights() if hasattr(ds, "sample_weights") else None for _, ds in train_parts]
+    for n, w in zip(part_names, per_sample):
+        if w is not None:
+            say(f"oversampling: {int((w > 1).sum())} of {len(w)} {n} images drawn {w.max():g}x as often "
+                f"(the mapping's oversample section)")
+    if crops or weights or any(w is not None for w in per_sample):
+        # one dataset per batch, each at its own crop size and sampling weight
         from roadseg_ros.data.sampling import MixedBatchSampler
 
         sampler = MixedBatchSampler([len(ds) for _, ds in train_parts],
                                     [weights.get(n, 1.0) for n in part_names], args.batch_size,
-                                    seed=args.seed, rank=info.rank, world_size=info.world_size)
+                                    seed=args.seed, rank=info.rank, world_size=info.world_size,
+                                    sample_weights=per_sample)
         loader = DataLoader(train_set, batch_sampler=sampler, num_workers=args.workers,
                             pin_memory=device.type == "cuda", persistent_workers=False)
         say("mixing: " + ", ".join(f"{n} {k} samples/epoch at {c[0]}x{c[1]}" for n, k, c in

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from roadseg_ros.classes import IGNORE_INDEX
 from roadseg_ros.data import (
@@ -25,6 +26,7 @@ from roadseg_ros.data import (
     build_datasets,
     seeded_split,
 )
+from roadseg_ros.data.mapping import default_mapping_path
 
 W, H = 24, 16
 SHARED_CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid"
@@ -485,6 +487,25 @@ def test_pix2pix_splits(tmp_path: Path) -> None:
         build_dataset("cityscapes_pix2pix", tmp_path / "cs", "test")
     with pytest.raises(DatasetError, match="not found"):
         build_dataset("cityscapes_pix2pix", tmp_path / "missing", "train")
+
+
+def test_pix2pix_sample_weights_follow_the_mapping_oversample_section(tmp_path: Path) -> None:
+    make_pix2pix(tmp_path / "cs" / "train", 3)
+    rail = cv2.imread(str(tmp_path / "cs" / "train" / "2.jpg"))
+    rail[26:32, 32 + 4:32 + 28] = (140, 150, 230)              # BGR of rail track (230, 150, 140)
+    assert cv2.imwrite(str(tmp_path / "cs" / "train" / "2.jpg"), rail, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    ds = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all")   # the bundled mapping
+    assert ds.mapping.oversample_keys is not None                      # ... does oversample rail track
+    assert build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all", taxonomy="road_binary") \
+        .sample_weights() is None                                      # the road_binary one does not
+    cfg = yaml.safe_load(default_mapping_path("cityscapes_pix2pix_to_camvid11").read_text())
+    cfg["oversample"]["min_pixels"] = 100                              # 6x24 rail pixels in the fixture
+    ds = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all", mapping=cfg)
+    weights = dict(zip(ds.names, ds.sample_weights()))
+    assert weights == {"1": 1.0, "2": cfg["oversample"]["factor"], "3": 1.0}
+    cfg["oversample"]["min_pixels"] = 200
+    fewer = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all", mapping=cfg)
+    assert set(fewer.sample_weights()) == {1.0}
 
 
 def test_pix2pix_odd_width_is_reported(tmp_path: Path) -> None:

@@ -198,3 +198,56 @@ def test_color_tolerance_must_be_a_distance(value) -> None:
     with pytest.raises(MappingError, match="colors only"):
         mapping_from_dict({"taxonomy": "camvid11", "input": "ids", "color_tolerance": 10,
                            "classes": {"road": [3]}})
+
+
+# ----------------------------------------------------------------------------- oversample section
+OVER_COLOURS = {"taxonomy": "camvid11", "input": "colors", "color_tolerance": 40,
+                "classes": {"road": [[128, 64, 128]], "pavement": [[244, 35, 232], [230, 150, 140]]},
+                "oversample": {"labels": [[230, 150, 140]], "factor": 5, "min_pixels": 4}}
+
+
+def test_oversample_counts_decoded_pixels_of_the_listed_colours() -> None:
+    m = mapping_from_dict(OVER_COLOURS)
+    raw = np.zeros((4, 4, 3), np.uint8)
+    raw[:] = (128, 64, 128)
+    assert m.oversample_weight(raw) == 1.0
+    # three blended rail pixels (within tolerance) are not enough, a fourth is
+    raw[0, :3] = (225, 148, 141)
+    assert m.oversample_weight(raw) == 1.0
+    raw[1, 0] = (230, 150, 140)
+    assert m.oversample_weight(raw) == 5.0
+    # sidewalk, the rail track's class, does not count: the section names raw labels
+    raw[:] = (244, 35, 232)
+    assert m.oversample_weight(raw) == 1.0
+    # the mapping's output is untouched by the section
+    assert set(np.unique(m.apply(raw))) == {get_taxonomy("camvid11").index("pavement")}
+
+
+def test_oversample_ids_and_exact_colours() -> None:
+    ids = mapping_from_dict({"taxonomy": "camvid11", "classes": {"road": [7], "pavement": [8, 10]},
+                             "oversample": {"labels": [10], "factor": 3}})
+    raw = np.full((5, 5), 7, np.uint8)
+    assert ids.oversample_weight(raw) == 1.0
+    raw[2, 2] = 10                              # min_pixels defaults to 1
+    assert ids.oversample_weight(raw) == 3.0
+    exact = mapping_from_dict({**OVER_COLOURS, "color_tolerance": 0})
+    rgb = np.zeros((2, 4, 3), np.uint8)
+    rgb[:] = (230, 150, 140)
+    assert exact.oversample_weight(rgb) == 5.0
+    rgb[:] = (229, 150, 140)                    # not an exact match without a tolerance
+    assert exact.oversample_weight(rgb) == 1.0
+    assert mapping_from_dict({k: v for k, v in OVER_COLOURS.items() if k != "oversample"}) \
+        .oversample_weight(rgb) == 1.0
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"labels": [[1, 2, 3]], "factor": 2}, r"oversample.labels \[\[1, 2, 3\]\] are not listed"),
+    ({"labels": [], "factor": 2}, "non-empty list"),
+    ({"labels": [[230, 150, 140]], "factor": 0.5}, "factor 0.5 is not a number >= 1"),
+    ({"labels": [[230, 150, 140]], "factor": 2, "min_pixels": 0}, "min_pixels 0"),
+    ({"labels": [[230, 150, 140]], "factor": 2, "every": 3}, r"unknown keys \['every'\]"),
+    ([[230, 150, 140]], "expected a mapping"),
+])
+def test_bad_oversample_sections_name_the_problem(section, message) -> None:
+    with pytest.raises(MappingError, match=message):
+        mapping_from_dict({**OVER_COLOURS, "oversample": section}, source="x.yaml")

@@ -58,3 +58,35 @@ def test_bad_arguments(kwargs, words) -> None:
     kwargs = {"batch_size": 2, **kwargs}
     with pytest.raises(ValueError, match=words):
         MixedBatchSampler(**kwargs)
+
+
+def test_sample_weights_draw_heavier_samples_more_often_in_the_same_numbers() -> None:
+    w = np.ones(20)
+    w[[3, 7]] = 6.0                                   # two rare scenes, drawn 6x as often
+    s = MixedBatchSampler([20, 10], [2.0, 1.0], batch_size=4, seed=0, sample_weights=[w, None])
+    assert s.samples_per_epoch() == [40, 10]          # the dataset's share per epoch is unchanged
+    counts = np.zeros(30, int)
+    for epoch in range(200):
+        s.set_epoch(epoch)
+        for b in s:
+            np.add.at(counts, b, 1)
+    per_epoch = counts / 200
+    # expected draws: 40 * 6/30 = 8 for a heavy sample, 40 * 1/30 = 1.33 for the others
+    assert abs(per_epoch[[3, 7]].mean() - 8.0) < 0.4
+    assert abs(np.delete(per_epoch[:20], [3, 7]).mean() - 40 / 30) < 0.1
+    # the unweighted dataset is still shown exactly once per epoch
+    assert np.all(counts[20:] == 200)
+    # uniform weights are the plain shuffle, batch for batch
+    plain = MixedBatchSampler([20, 10], [2.0, 1.0], 4, seed=0)
+    same = MixedBatchSampler([20, 10], [2.0, 1.0], 4, seed=0, sample_weights=[np.full(20, 2.0), None])
+    assert list(plain) == list(same)
+
+
+@pytest.mark.parametrize("sample_weights, words", [
+    ([None], "1 entries for 2 datasets"),
+    ([np.ones(3), None], "need 4 finite weights > 0"),
+    ([np.array([1, 0, 1, 1.0]), None], "need 4 finite weights > 0"),
+])
+def test_bad_sample_weights(sample_weights, words) -> None:
+    with pytest.raises(ValueError, match=words):
+        MixedBatchSampler([4, 2], [1, 1], 2, sample_weights=sample_weights)
