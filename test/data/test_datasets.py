@@ -494,12 +494,10 @@ def test_pix2pix_sample_weights_follow_the_mapping_oversample_section(tmp_path: 
     rail = cv2.imread(str(tmp_path / "cs" / "train" / "2.jpg"))
     rail[26:32, 32 + 4:32 + 28] = (140, 150, 230)              # BGR of rail track (230, 150, 140)
     assert cv2.imwrite(str(tmp_path / "cs" / "train" / "2.jpg"), rail, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    ds = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all")   # the bundled mapping
-    assert ds.mapping.oversample_keys is not None                      # ... does oversample rail track
-    assert build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all", taxonomy="road_binary") \
-        .sample_weights() is None                                      # the road_binary one does not
+    # the bundled mapping has no oversample section: every sample is drawn alike
+    assert build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all").sample_weights() is None
     cfg = yaml.safe_load(default_mapping_path("cityscapes_pix2pix_to_camvid11").read_text())
-    cfg["oversample"]["min_pixels"] = 100                              # 6x24 rail pixels in the fixture
+    cfg["oversample"] = {"labels": [[230, 150, 140]], "factor": 6, "min_pixels": 100}   # 6x24 in the fixture
     ds = build_dataset("cityscapes_pix2pix", tmp_path / "cs", "all", mapping=cfg)
     weights = dict(zip(ds.names, ds.sample_weights()))
     assert weights == {"1": 1.0, "2": cfg["oversample"]["factor"], "3": 1.0}
