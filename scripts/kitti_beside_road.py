@@ -34,7 +34,7 @@ def left_of_road(road: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("weights", nargs="?", default=str(ROOT / "roadseg_ros" / "weights" / "roadseg_default.pt"))
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "kitti_road"),
                    help="KITTI Road root holding training/image_2 and training/gt_image_2")
