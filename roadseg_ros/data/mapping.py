@@ -119,8 +119,7 @@ class LabelMapping:
                              f"got shape {raw.shape}")
         if self.color_tolerance > 0:
             return self._apply_nearest(raw)
-        rgb = raw.astype(np.int32)
-        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        packed = _pack_rgb(raw)
         pos = np.searchsorted(self.color_keys, packed)
         pos = np.minimum(pos, len(self.color_keys) - 1)
         hit = self.color_keys[pos] == packed
@@ -146,9 +145,7 @@ class LabelMapping:
         """
         keys = self.color_keys
         key_rgb = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.float32)
-        flat = raw.reshape(-1, 3)
-        packed = (flat[:, 0].astype(np.int32) << 16) | (flat[:, 1].astype(np.int32) << 8) | flat[:, 2]
-        uniq, inverse = np.unique(packed, return_inverse=True)
+        uniq, inverse = np.unique(_pack_rgb(raw).reshape(-1), return_inverse=True)
         uniq_rgb = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.float32)
         d2 = ((uniq_rgb[:, None, :] - key_rgb[None, :, :]) ** 2).sum(axis=2)
         nearest = d2.argmin(axis=1)
@@ -168,10 +165,14 @@ class LabelMapping:
             nearest, ok = self._nearest_keys(raw)
             hits = int((ok & np.isin(self.color_keys[nearest], self.oversample_keys)).sum())
         else:
-            rgb = raw.astype(np.int32)
-            packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-            hits = int(np.isin(packed, self.oversample_keys).sum())
+            hits = int(np.isin(_pack_rgb(raw), self.oversample_keys).sum())
         return self.oversample_factor if hits >= self.oversample_min_pixels else 1.0
+
+
+def _pack_rgb(raw: np.ndarray) -> np.ndarray:
+    """HxWx3 RGB -> HxW int32 ``0xRRGGBB``, the form colour keys are stored in."""
+    rgb = raw.astype(np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
 
 def _fail(source: str, msg: str) -> MappingError:
