@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-from roadseg_ros.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from roadseg_ros.classes import CAMVID11
-from roadseg_ros.models import build_model
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bundle_weights.py"
+from roadseg_ros.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
-def bundle_weights():
-    spec = importlib.util.spec_from_file_location("bundle_weights", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bundle_weights(load_script):
+    return load_script("bundle_weights")
 
 
-def _checkpoint(path: Path, seed: int, width: int = 8) -> Path:
-    torch.manual_seed(seed)
-    model = build_model("tiny_segnet", CAMVID11.num_classes, width=width)
-    with torch.no_grad():   # BatchNorm statistics that differ between "epochs" too
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_()
-                m.num_batches_tracked.fill_(100 * seed)
-    ckpt = Checkpoint(arch="tiny_segnet", arch_kwargs={"width": width},
-                      class_names=list(CAMVID11.class_names),
-                      class_colors=list(CAMVID11.class_colors), drivable_classes=[3],
-                      mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=(64, 48),
-                      state_dict=model.state_dict(),
-                      training={"datasets": {"train": ["camvid"]}})
-    return save_checkpoint(ckpt, path)
-
-
-def test_one_checkpoint_keeps_its_weights_and_gains_its_data_terms(tmp_path, bundle_weights):
-    src = _checkpoint(tmp_path / "best.pt", seed=0)
+def test_one_checkpoint_keeps_its_weights_and_gains_its_data_terms(tmp_path, bundle_weights, tiny_checkpoint):
+    src = tiny_checkpoint(tmp_path / "best.pt", seed=0)
     out = tmp_path / "bundled.pt"
     assert bundle_weights.main([str(src), "--input-size", "96x64", "--output", str(out)]) == 0
     before, after = load_checkpoint(src), load_checkpoint(out)
@@ -53,8 +26,8 @@ def test_one_checkpoint_keeps_its_weights_and_gains_its_data_terms(tmp_path, bun
         torch.testing.assert_close(after.state_dict[key].float(), t.half().float())
 
 
-def test_several_checkpoints_are_averaged(tmp_path, bundle_weights):
-    sources = [_checkpoint(tmp_path / f"ep{i}.pt", seed=i) for i in (1, 2, 3)]
+def test_several_checkpoints_are_averaged(tmp_path, bundle_weights, tiny_checkpoint):
+    sources = [tiny_checkpoint(tmp_path / f"ep{i}.pt", seed=i) for i in (1, 2, 3)]
     out = tmp_path / "avg.pt"
     assert bundle_weights.main([*map(str, sources), "--output", str(out)]) == 0
     loaded = [load_checkpoint(s).state_dict for s in sources]
@@ -74,9 +47,9 @@ def test_several_checkpoints_are_averaged(tmp_path, bundle_weights):
     assert all(not torch.allclose(avg.state_dict[key].float(), sd[key].float()) for sd in loaded)
 
 
-def test_checkpoints_of_different_models_are_refused(tmp_path, bundle_weights):
-    a = _checkpoint(tmp_path / "a.pt", seed=0, width=8)
-    b = _checkpoint(tmp_path / "b.pt", seed=1, width=16)
+def test_checkpoints_of_different_models_are_refused(tmp_path, bundle_weights, tiny_checkpoint):
+    a = tiny_checkpoint(tmp_path / "a.pt", seed=0, width=8)
+    b = tiny_checkpoint(tmp_path / "b.pt", seed=1, width=16)
     with pytest.raises(SystemExit, match="arch_kwargs.*only checkpoints of one model"):
         bundle_weights.main([str(a), str(b), "--output", str(tmp_path / "x.pt")])
     assert not (tmp_path / "x.pt").exists()

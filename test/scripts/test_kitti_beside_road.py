@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from roadseg_ros.checkpoint import Checkpoint, save_checkpoint
-from roadseg_ros.classes import CAMVID11, get_taxonomy
+from roadseg_ros.classes import get_taxonomy
 from roadseg_ros.data import build_dataset
 from roadseg_ros.evaluation import evaluate_dataset
 from roadseg_ros.inference import Segmenter
-from roadseg_ros.models import build_model
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kitti_beside_road.py"
 
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("kitti_beside_road", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_script):
+    return load_script("kitti_beside_road")
 
 
 def test_left_of_road_is_per_row(script) -> None:
@@ -38,7 +29,7 @@ def test_left_of_road_is_per_row(script) -> None:
     assert not left[1].any() and not left[2].any()
 
 
-def test_first_figure_is_roadseg_evals_maxf(tmp_path: Path, script, capsys) -> None:
+def test_first_figure_is_roadseg_evals_maxf(tmp_path: Path, script, tiny_checkpoint, capsys) -> None:
     rng = np.random.default_rng(0)
     for num in ("000000", "000001"):
         image = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
@@ -49,14 +40,7 @@ def test_first_figure_is_roadseg_evals_maxf(tmp_path: Path, script, capsys) -> N
                                   ("gt_image_2", f"um_road_{num}.png", gt)):
             (tmp_path / "training" / folder).mkdir(parents=True, exist_ok=True)
             assert cv2.imwrite(str(tmp_path / "training" / folder / name), rgb[..., ::-1].copy())
-    torch.manual_seed(0)
-    model = build_model("tiny_segnet", CAMVID11.num_classes, width=8)
-    ckpt = save_checkpoint(Checkpoint(arch="tiny_segnet", arch_kwargs={"width": 8},
-                                      class_names=list(CAMVID11.class_names),
-                                      class_colors=list(CAMVID11.class_colors), drivable_classes=[3],
-                                      mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=(32, 24),
-                                      state_dict=model.eval().state_dict(), training={}),
-                           tmp_path / "w.pt")
+    ckpt = tiny_checkpoint(tmp_path / "w.pt")
     assert script.main([str(ckpt), "--data", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "um_000000: 240 road pixels, 180 left of the road" in out
