@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from roadseg_ros.config import one_line
 from roadseg_ros.image_codec import ImageFormatError, decode_compressed, decode_image_msg
 
 __all__ = ["BagError", "BagReader", "BagFrame", "CameraModel", "McapWriter", "is_bag", "IMAGE_TYPES",
@@ -77,10 +78,6 @@ class BagFrame:
     camera: CameraModel | None
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def _info_topic_for(image_topic: str) -> str:
     """Where a camera driver puts the camera_info of ``image_topic`` (image_transport's convention)."""
     base = image_topic.rsplit("/", 1)[0] if "/" in image_topic.strip("/") else ""
@@ -112,7 +109,7 @@ class BagReader:
                 self.duration_ns = int(reader.duration) if reader.message_count else 0
         except Exception as exc:   # rosbags raises several types for unreadable files
             raise BagError(f"bag {self.path} cannot be opened (truncated, corrupt or not a rosbag2 "
-                           f"recording): {_one_line(exc)}") from None
+                           f"recording): {one_line(exc)}") from None
         self.image_topics = {t: typ for t, (typ, _) in sorted(topics.items()) if typ in IMAGE_TYPES}
         if topic:
             topic = "/" + topic.lstrip("/")
@@ -152,7 +149,7 @@ class BagReader:
             reader = self._reader_class(self.path)
             reader.open()
         except Exception as exc:
-            raise BagError(f"{where}: cannot be opened: {_one_line(exc)}") from None
+            raise BagError(f"{where}: cannot be opened: {one_line(exc)}") from None
         try:
             wanted = [c for c in reader.connections if c.topic in (self.topic, self.info_topic)]
             messages = reader.messages(connections=wanted)
@@ -165,14 +162,14 @@ class BagReader:
                     msg = self._typestore.deserialize_cdr(raw, connection.msgtype)
                 except Exception as exc:   # truncated chunk, bad CRC, undecodable CDR, ...
                     raise BagError(f"{where}: truncated or corrupt after {done} frames: "
-                                   f"{_one_line(exc)}") from None
+                                   f"{one_line(exc)}") from None
                 if connection.topic != self.topic:
                     camera = CameraModel(tuple(float(v) for v in msg.k), int(msg.width), int(msg.height))
                     continue
                 try:
                     image = self._decode(msg)
                 except ImageFormatError as exc:
-                    raise BagError(f"{where}: frame {done}: {_one_line(exc)}") from None
+                    raise BagError(f"{where}: frame {done}: {one_line(exc)}") from None
                 stamp = msg.header.stamp
                 done += 1
                 yield BagFrame(image, int(time_ns), int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec),

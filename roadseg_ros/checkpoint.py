@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from roadseg_ros.config import ConfigError, resolve_weights
+from roadseg_ros.config import ConfigError, one_line, resolve_weights
 from roadseg_ros.models import build_model, list_models
 
 #: Marker stored in every checkpoint file, so foreign torch files are recognised.
@@ -283,4 +283,4 @@ def load_weights(weights: str | os.PathLike | None, how: str = "--weights PATH")
     try:
         return path, load_checkpoint(path)
     except CheckpointError as exc:
-        raise ConfigError(" ".join(str(exc).split())) from None
+        raise ConfigError(one_line(exc)) from None

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
-    "ConfigError", "WeightsError", "parse_size", "size_type", "fit_aspect", "DEVICE_CHOICES", "check_device",
+    "ConfigError", "WeightsError", "one_line",
+    "parse_size", "size_type", "fit_aspect", "DEVICE_CHOICES", "check_device",
     "PRECISIONS", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "DATASET_IMAGE_EXTENSIONS", "DATASET_NAMES",
     "DEFAULT_EVAL_SPLITS", "SQUEEZED_DATASETS", "DATASET_LICENSES", "dataset_licenses",
     "CARLA_LABEL_SCHEMES", "default_weights_path", "bundled_weights", "resolve_weights",
@@ -32,6 +33,16 @@ class ConfigError(Exception):
 
 class WeightsError(ConfigError):
     """The checkpoint to load does not exist (given, or the bundled one)."""
+
+
+def one_line(text: object) -> str:
+    """``text`` (an exception, say) with every run of whitespace folded into one space.
+
+    Errors reach the user as one line on stderr or in a log (see :class:`ConfigError`),
+    but the messages of rcl, OpenCV, torch and the file system often carry newlines and
+    indentation; this is the one place they are folded.
+    """
+    return " ".join(str(text).split())
 
 
 # ----------------------------------------------------------------------------- sizes

@@ -51,6 +51,13 @@ def test_fit_aspect_keeps_the_pixel_count_and_takes_the_frame_shape():
         fit_aspect((512, 320), (0, 375))
 
 
+def test_one_line_folds_every_whitespace_run_of_an_error():
+    exc = OSError("cannot open\n  /tmp/x:\tNo such file\r\n")
+    assert config.one_line(exc) == "cannot open /tmp/x: No such file"
+    assert config.one_line("  already   one line ") == "already one line"
+    assert config.one_line(ConfigError()) == ""
+
+
 def test_device_names_are_checked_without_torch():
     for ok in ("auto", "cpu", "cuda", "cuda:3"):
         assert check_device(ok) is None

@@ -31,18 +31,13 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
-from roadseg_ros.config import ConfigError
+from roadseg_ros.config import ConfigError, one_line
 from roadseg_ros.nodes.params import TABLES
 
-__all__ = ["run_node", "one_line", "EngineLogHandler", "wants_help", "usage", "undeclared_overrides",
+__all__ = ["run_node", "EngineLogHandler", "wants_help", "usage", "undeclared_overrides",
            "warn_undeclared_overrides"]
 
 N = TypeVar("N", bound=Node)
-
-
-def one_line(text: object) -> str:
-    """``text`` with its whitespace (newlines from rcl, say) folded into single spaces."""
-    return " ".join(str(text).split())
 
 
 def run_node(name: str, make: Callable[[], N], args: Sequence[str] | None = None, *,

@@ -27,7 +27,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 
-from roadseg_ros.config import CARLA_LABEL_SCHEMES, PRECISIONS, ConfigError, check_device
+from roadseg_ros.config import CARLA_LABEL_SCHEMES, PRECISIONS, ConfigError, check_device, one_line
 from roadseg_ros.image_codec import SUPPORTED_ENCODINGS
 
 __all__ = ["ParamSpec", "ParamTable", "ConfigError", "declare_parameters", "SEGMENTATION", "CAMERA_SOURCE",
@@ -332,10 +332,6 @@ TABLES: dict[str, ParamTable] = {t.executable: t for t in
 
 
 # ----------------------------------------------------------------------------- declaring
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 _TYPE_NAMES = {ParameterType.PARAMETER_BOOL: "a boolean (true/false)",
                ParameterType.PARAMETER_INTEGER: "an integer",
                ParameterType.PARAMETER_DOUBLE: "a floating-point number (e.g. 1.0)",
@@ -346,7 +342,7 @@ _TYPE_NAMES = {ParameterType.PARAMETER_BOOL: "a boolean (true/false)",
 
 def _declare_error(p: ParamSpec, exc: ParameterException) -> str:
     """One readable line for rclpy's rejection of an override (wrong type or out of range)."""
-    text = _one_line(exc)
+    text = one_line(exc)
     wrong_type = re.search(r"to '(.*)' of type '(\w+)', expecting type", text)
     if wrong_type:
         return (f"invalid parameter {p.name}={wrong_type.group(1)!r}: expected {_TYPE_NAMES[p.ros_type]}, "
