@@ -12,7 +12,8 @@ ROS 2, chosen by ``use_official_bridge`` (auto: the official one when installed)
    ``pip install carla`` matching the simulator), which spawns an ego vehicle on
    autopilot with an RGB and a semantic camera under the same topic names and encodings.
 
-Either way the segmentation node reads ``/carla/ego_vehicle/rgb_front/image`` and the
+Either way the segmentation node (roadseg.launch.py, included with the camera topics,
+the 2 m camera height and sim time) reads ``/carla/ego_vehicle/rgb_front/image`` and the
 ``carla_evaluator`` compares its ``/roadseg/mask`` with
 ``/carla/ego_vehicle/semantic_segmentation_front/image`` (CityScapes palette), publishing
 running IoU / precision / recall on ``/carla_evaluator/metrics``, counting as drivable the
@@ -26,6 +27,7 @@ from ament_index_python.packages import PackageNotFoundError, get_package_share_
 from launch import LaunchContext, LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
+    GroupAction,
     IncludeLaunchDescription,
     LogInfo,
     OpaqueFunction,
@@ -40,22 +42,12 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-#: Launch arguments that override the params file's parameter of the same name when not empty.
-OVERRIDES = ("weights", "device")
-
 #: Topics of the ego vehicle's front cameras (official bridge names; carla_bridge uses the same).
 RGB_IMAGE = "/carla/ego_vehicle/rgb_front/image"
 RGB_INFO = "/carla/ego_vehicle/rgb_front/camera_info"
 SEMANTIC_IMAGE = "/carla/ego_vehicle/semantic_segmentation_front/image"
-
-
-def given_overrides(context: LaunchContext, names: tuple[str, ...]) -> dict[str, ParameterValue]:
-    """The parameters the user set on the command line: empty arguments leave the params file's value.
-
-    value_type=str: a weights path such as ``2024.pt`` or a device ``0`` stays a string.
-    """
-    values = {name: LaunchConfiguration(name).perform(context) for name in names}
-    return {name: ParameterValue(value, value_type=str) for name, value in values.items() if value != ""}
+#: Height (m) at which both bridges mount the front cameras.
+CAMERA_HEIGHT_M = "2.0"
 
 
 def _official_bridge_installed() -> bool:
@@ -119,21 +111,28 @@ def _bridge(context: LaunchContext):
             bridge_gone]
 
 
-def _segmentation(context: LaunchContext) -> list[Node]:
-    """The segmentation node on the RGB camera, built when the launch runs (the given arguments known)."""
-    return [Node(
-        package="roadseg_ros",
-        executable="segmentation_node",
-        name="roadseg",
-        output="screen",
-        emulate_tty=True,
-        parameters=[
-            LaunchConfiguration("params_file"),
-            given_overrides(context, OVERRIDES),
-            {"camera_height_m": 2.0, "use_sim_time": True},    # the bridges mount the front camera 2 m up
-        ],
-        remappings=[("image", RGB_IMAGE), ("camera_info", RGB_INFO)],
-    )]
+def _segmentation() -> GroupAction:
+    """The segmentation node on the RGB camera: roadseg.launch.py, the one definition of that node.
+
+    Scoped in a group: without it the arguments set for the included file (``rviz:=false``
+    among them) would stay set for the rest of this file and switch off its own RViz.
+    """
+    roadseg = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([
+            FindPackageShare("roadseg_ros"), "launch", "roadseg.launch.py"])),
+        launch_arguments={
+            "namespace": "",
+            "image_topic": RGB_IMAGE,
+            "camera_info_topic": RGB_INFO,
+            "params_file": LaunchConfiguration("params_file"),
+            "weights": LaunchConfiguration("weights"),
+            "device": LaunchConfiguration("device"),
+            "camera_height_m": CAMERA_HEIGHT_M,
+            "use_sim_time": "true",
+            "rviz": "false",          # this file starts its own RViz, on sim time
+        }.items(),
+    )
+    return GroupAction([roadseg], scoped=True)
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -188,5 +187,4 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[{"use_sim_time": True}],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )
-    return LaunchDescription([*arguments, OpaqueFunction(function=_bridge),
-                              OpaqueFunction(function=_segmentation), evaluator, rviz])
+    return LaunchDescription([*arguments, OpaqueFunction(function=_bridge), _segmentation(), evaluator, rviz])

@@ -4,10 +4,14 @@
         camera_info_topic:=/camera/camera_info device:=cuda
 
 The node reads its parameters from config/roadseg.yaml (``params_file``). ``weights``,
-``device`` and ``precision`` override that file only when given here: their empty
-defaults mean "as the params file says". Outputs appear under
-``<namespace>/roadseg/`` (mask, overlay, color_mask, confidence, drivable_area,
-drivable_grid) and /diagnostics.
+``device``, ``precision``, ``camera_height_m`` and ``use_sim_time`` override that file
+only when given here: their empty defaults mean "as the params file says". Outputs
+appear under ``<namespace>/roadseg/`` (mask, overlay, color_mask, confidence,
+drivable_area, drivable_grid) and /diagnostics.
+
+This is the one place the segmentation node is launched: carla.launch.py includes this
+file with its camera topics, ``camera_height_m`` and ``use_sim_time`` instead of
+defining the node again.
 """
 
 from launch import LaunchContext, LaunchDescription
@@ -18,17 +22,20 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-#: Launch arguments that override the params file's parameter of the same name when not empty.
-OVERRIDES = ("weights", "device", "precision")
+#: Launch arguments that override the params file's parameter of the same name when not empty,
+#: with that parameter's type.
+OVERRIDES = {"weights": str, "device": str, "precision": str, "camera_height_m": float, "use_sim_time": bool}
 
 
-def given_overrides(context: LaunchContext, names: tuple[str, ...]) -> dict[str, ParameterValue]:
+def given_overrides(context: LaunchContext, types: dict[str, type]) -> dict[str, ParameterValue]:
     """The parameters the user set on the command line: empty arguments leave the params file's value.
 
-    value_type=str: a weights path such as ``2024.pt`` or a device ``0`` stays a string.
+    Typed as the parameter is, not guessed from the text: a weights path such as ``2024.pt``
+    or a device ``0`` stays a string, a height ``2`` becomes the double the node declares.
     """
-    values = {name: LaunchConfiguration(name).perform(context) for name in names}
-    return {name: ParameterValue(value, value_type=str) for name, value in values.items() if value != ""}
+    values = {name: LaunchConfiguration(name).perform(context) for name in types}
+    return {name: ParameterValue(value, value_type=types[name])
+            for name, value in values.items() if value != ""}
 
 
 def _segmentation(context: LaunchContext) -> list[Node]:
@@ -74,6 +81,13 @@ def generate_launch_description() -> LaunchDescription:
             "precision", default_value="",
             description="Network precision, checked by the node (fp32, fp16 with CUDA, bf16); empty: as "
                         "the params file says."),
+        DeclareLaunchArgument(
+            "camera_height_m", default_value="",
+            description="Height of the camera above the ground (m), for the ground-plane outputs; empty: as "
+                        "the params file says."),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="", choices=["", "true", "false"],
+            description="Follow /clock (a simulator or a played recording); empty: as the params file says."),
         DeclareLaunchArgument(
             "rviz", default_value="false", choices=["true", "false"],
             description="Also start RViz with config/roadseg.rviz."),

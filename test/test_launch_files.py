@@ -3,7 +3,9 @@
 ``launch`` / ``launch_ros`` cannot be installed here, so the launch files are read as
 Python syntax trees: every ``Node(...)`` they can start, its parameters and remappings,
 every ``DeclareLaunchArgument`` and every file they reference through
-``PathJoinSubstitution([FindPackageShare(pkg), ...])``. The nodes themselves are then
+``PathJoinSubstitution([FindPackageShare(pkg), ...])``; an ``IncludeLaunchDescription`` of
+one of our own launch files is followed with the arguments it passes (so carla.launch.py's
+segmentation node is roadseg.launch.py's, as ``ros2 launch`` would start it). The nodes themselves are then
 created for real (rclpy) with those remappings and parameters, so "the node uses this
 topic" and "the node declares this parameter" are what the running node says, not a copy
 of it. Where ``launch`` is importable, a launch_testing-style smoke test also loads them.
@@ -113,8 +115,37 @@ class _GivenArgument:
         return str(lf.value(lf.arguments[self.name]["default"]))
 
 
+#: How launch_ros's ``ParameterValue(text, value_type=T)`` turns a launch argument's text into T.
+_CONVERTERS = {"str": str, "int": int, "float": float, "bool": lambda text: _as_bool(text)}
+#: The parameter types a launch file may name (e.g. in a table of typed overrides).
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def _as_bool(text) -> bool:
+    value = yaml.safe_load(str(text))
+    assert isinstance(value, bool), f"{text!r} is not a boolean"
+    return value
+
+
+def _text(value):
+    """A launch argument's value as launch passes it on: text (a package file stays one, as a path would)."""
+    return value if isinstance(value, PackageFile) else str(value)
+
+
 def _parameter_value(value, value_type=None):
-    return value_type(value) if value_type is not None else yaml.safe_load(str(value))
+    if value_type is None:
+        return yaml.safe_load(str(value))
+    return _CONVERTERS[value_type.__name__](value)
+
+
+@dataclass
+class Include:
+    """An included launch file: where it is and the launch arguments given to it."""
+
+    file: PackageFile
+    arguments: dict[str, object]              # resolved values
+    expressions: dict[str, ast.AST]           # as written
+    call: ast.Call
 
 
 class LaunchFile:
@@ -149,6 +180,8 @@ class LaunchFile:
             return {self.value(k): self.value(v) for k, v in zip(expr.keys, expr.values)}
         if isinstance(expr, ast.Name) and expr.id in self.constants:
             return self.value(self.constants[expr.id])
+        if isinstance(expr, ast.Name) and expr.id in _TYPES:
+            return _TYPES[expr.id]
         if isinstance(expr, ast.Call):
             name = _call_name(expr)
             if name == "LaunchConfiguration":
@@ -167,9 +200,7 @@ class LaunchFile:
                 vtype = _kw(expr, "value_type")
                 if vtype is None:
                     return yaml.safe_load(str(raw))
-                converter = {"str": str, "int": int, "float": float,
-                             "bool": lambda s: yaml.safe_load(str(s))}[vtype.id]
-                return converter(raw)
+                return _CONVERTERS[vtype.id](raw)
             if name == "PathJoinSubstitution":
                 parts = self.value(expr.args[0])
                 assert isinstance(parts[0], PackageFile), f"{self.path.name}: path not in a package's share"
@@ -188,8 +219,41 @@ class LaunchFile:
         exec(compile(ast.fix_missing_locations(code), str(self.path), "exec", flags=flags), namespace)
         return namespace[name](*args)
 
+    def includes(self) -> list[Include]:
+        """Every ``IncludeLaunchDescription(PythonLaunchDescriptionSource(...), launch_arguments=...)``."""
+        found = []
+        for call in self.calls:
+            if _call_name(call) != "IncludeLaunchDescription":
+                continue
+            source = _kw(call, "launch_description_source", 0)
+            assert isinstance(source, ast.Call) and _call_name(source) == "PythonLaunchDescriptionSource", \
+                f"{self.path.name}: includes something other than a Python launch file"
+            arguments = _kw(call, "launch_arguments")
+            if isinstance(arguments, ast.Call) and _call_name(arguments) == "items":    # {...}.items()
+                arguments = arguments.func.value
+            pairs = {} if arguments is None else (
+                self.value(arguments) if isinstance(arguments, ast.Dict) else dict(self.value(arguments)))
+            exprs = {} if not isinstance(arguments, ast.Dict) else \
+                {ast.literal_eval(k): v for k, v in zip(arguments.keys, arguments.values)}
+            found.append(Include(self.value(_kw(source, "launch_file_path", 0)), pairs, exprs, call))
+        return found
+
+    def included(self, include: Include) -> LaunchFile:
+        """One of our launch files as this one includes it: the arguments it passes, and (as launch
+        forwards the including file's configurations) this file's values of arguments both declare."""
+        assert include.file.package == "roadseg_ros", include.file
+        child = LaunchFile(REPO / include.file.path)
+        shared = {name: self.given[name] if name in self.given
+                  else _text(self.value(self.arguments[name]["default"]))
+                  for name in child.arguments if name in self.arguments or name in self.given}
+        child.given = {**shared, **{name: _text(value) for name, value in include.arguments.items()}}
+        return child
+
     def nodes(self) -> list[LaunchNode]:
         out = []
+        for include in self.includes():
+            if include.file.package == "roadseg_ros":
+                out += self.included(include).nodes()
         for call in self.calls:
             if _call_name(call) != "Node":
                 continue
@@ -300,6 +364,65 @@ def test_referenced_files_exist_parse_and_are_installed(launch_files):
                 assert isinstance(yaml.safe_load(path.read_text()), dict), f"{ref.path} does not parse"
             seen.add(ref.path)
     assert {"config/roadseg.yaml", "config/roadseg.rviz"} <= seen
+
+
+def _segmentation_nodes(lf: LaunchFile) -> list[LaunchNode]:
+    return [n for n in lf.nodes() if n.package == "roadseg_ros" and n.executable == "segmentation_node"]
+
+
+def test_the_segmentation_node_is_defined_once_and_carla_includes_it(launch_files):
+    """roadseg.launch.py is the one definition of the segmentation node (and of given_overrides);
+    carla.launch.py includes it, passing its camera topics and its own arguments through."""
+    defines_node = [lf.path.name for lf in launch_files for call in lf.calls if _call_name(call) == "Node"
+                    and isinstance(_kw(call, "executable"), ast.Constant)
+                    and _kw(call, "executable").value == "segmentation_node"]
+    assert defines_node == ["roadseg.launch.py"]
+    helpers = [lf.path.name for lf in launch_files for n in lf.tree.body
+               if isinstance(n, ast.FunctionDef) and n.name == "given_overrides"]
+    assert helpers == ["roadseg.launch.py"]
+
+    carla = next(lf for lf in launch_files if lf.path.name == "carla.launch.py")
+    roadseg = next(lf for lf in launch_files if lf.path.name == "roadseg.launch.py")
+    ours = [i for i in carla.includes() if i.file.package == "roadseg_ros"]
+    assert [i.file for i in ours] == [PackageFile("roadseg_ros", "launch/roadseg.launch.py")]
+    include = ours[0]
+    assert (REPO / include.file.path).is_file()
+    assert set(include.arguments) <= set(roadseg.arguments), "passes an argument roadseg.launch.py lacks"
+    # carla's own arguments of the same name reach the included file as given.
+    for name in ("params_file", "weights", "device"):
+        assert ast.unparse(include.expressions[name]) == f"LaunchConfiguration({name!r})", name
+    assert include.arguments["image_topic"] == "/carla/ego_vehicle/rgb_front/image"
+    assert include.arguments["camera_info_topic"] == "/carla/ego_vehicle/rgb_front/camera_info"
+    assert include.arguments["rviz"] == "false", "carla.launch.py starts its own RViz (sim time)"
+    # Inside a scoped group: the arguments set for the include (rviz:=false) must not switch off
+    # carla's own RViz afterwards (launch keeps configurations set by an include otherwise).
+    names = {t.id for n in ast.walk(carla.tree) if isinstance(n, ast.Assign) and n.value is include.call
+             for t in n.targets if isinstance(t, ast.Name)}
+    groups = [c for c in carla.calls if _call_name(c) == "GroupAction"
+              and any(e is include.call or isinstance(e, ast.Name) and e.id in names for e in ast.walk(c))]
+    assert groups, "the include is not in a GroupAction"
+    scoped = _kw(groups[0], "scoped")
+    assert scoped is None or ast.literal_eval(scoped) is True
+
+    # What the included node gets: the params file and given arguments, the bridges' camera
+    # height and sim time on top; nothing else.
+    node, = _segmentation_nodes(carla)
+    assert (node.name, node.namespace) == ("roadseg", "")
+    assert node.remappings == [("image", "/carla/ego_vehicle/rgb_front/image"),
+                               ("camera_info", "/carla/ego_vehicle/rgb_front/camera_info")]
+    assert node.parameters == [PackageFile("roadseg_ros", "config/roadseg.yaml"),
+                               {"camera_height_m": 2.0, "use_sim_time": True}]
+    given = LaunchFile(carla.path,
+                       given={"params_file": "/tmp/site.yaml", "weights": "2024.pt", "device": "0"})
+    node, = _segmentation_nodes(given)
+    assert node.parameters == ["/tmp/site.yaml", {"weights": "2024.pt", "device": "0", "camera_height_m": 2.0,
+                                                  "use_sim_time": True}]
+    # The same file on its own leaves the params file alone unless an argument is given.
+    node, = _segmentation_nodes(roadseg)
+    assert node.parameters == [PackageFile("roadseg_ros", "config/roadseg.yaml"), {}]
+    given = LaunchFile(roadseg.path, given={"camera_height_m": "3", "use_sim_time": "false"})
+    node, = _segmentation_nodes(given)
+    assert node.parameters[1] == {"camera_height_m": 3.0, "use_sim_time": False}
 
 
 # ----------------------------------------------------------------------------- live node checks
