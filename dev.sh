@@ -10,18 +10,29 @@
 # The environment is project-local: .venv (Python packages pinned in requirements.txt,
 # including ROS 2 Kilted from PyPI wheels) and .ws (a colcon workspace whose src/ links
 # back to this checkout). Re-running setup on a set-up machine takes a few seconds.
+# ROADSEG_ROS_DISTRO=jazzy (default: kilted) uses ROS 2 Jazzy instead, pinned in
+# requirements-jazzy.txt, with its own .venv-jazzy and .ws-jazzy: the two never mix.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-VENV="$ROOT/.venv"
-WS="$ROOT/.ws"
 PY="${ROADSEG_PYTHON:-python3}"
 
 say() { printf '[roadseg] %s\n' "$*" >&2; }
 die() { printf '[roadseg] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# One environment per ROS distro; Kilted keeps the plain names it always had.
+DISTRO="${ROADSEG_ROS_DISTRO:-kilted}"
+case "$DISTRO" in
+  kilted) SUFFIX="" ;;
+  jazzy) SUFFIX="-jazzy" ;;
+  *) die "ROADSEG_ROS_DISTRO=$DISTRO is not supported: use kilted (the default) or jazzy" ;;
+esac
+VENV="$ROOT/.venv$SUFFIX"
+WS="$ROOT/.ws$SUFFIX"
+REQ="$ROOT/requirements$SUFFIX.txt"
+
 setup() {
-  command -v "$PY" >/dev/null || die "no '$PY' on PATH: install Python 3.10+ (3.11 tested) or set ROADSEG_PYTHON"
+  command -v "$PY" >/dev/null || die "no '$PY' on PATH: install Python 3.11 (the pinned ROS 2 wheels need it) or set ROADSEG_PYTHON"
   "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || die "the pinned ROS 2 wheels need Python 3.11; '$PY' is $("$PY" -V 2>&1). Set ROADSEG_PYTHON=python3.11"
   command -v cmake >/dev/null || die "cmake not found: message generation needs it (Debian: apt-get install cmake)"
@@ -32,14 +43,14 @@ setup() {
     "$PY" -m venv "$VENV" || die "could not create $VENV (Debian: apt-get install python3-venv)"
   fi
   local want have
-  want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+  want="$(sha256sum "$REQ" | cut -d' ' -f1)"
   have="$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)"
   if [ "$want" != "$have" ]; then
-    say "installing pinned packages from requirements.txt (first time: several GB, a few minutes)"
+    say "installing pinned packages from ${REQ##*/} (ROS 2 $DISTRO; first time: several GB, a few minutes)"
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip \
       || die "could not upgrade pip in $VENV"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -r "$ROOT/requirements.txt" \
-      || die "pip install -r requirements.txt failed (see above)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off -r "$REQ" \
+      || die "pip install -r ${REQ##*/} failed (see above)"
     "$VENV/bin/python" "$ROOT/scripts/fix_ros_wheel_cmake.py" || die "could not patch the ROS wheels' CMake files"
     # colcon must never treat the ROS packages inside the venv as workspace packages.
     touch "$VENV/COLCON_IGNORE"
@@ -54,7 +65,7 @@ setup() {
   # stay importable from the install tree (roadseg_ros/__init__.py extends the package path
   # there) and hide the change. Start the installed copy afresh.
   rm -rf "$WS"/install/roadseg_ros/lib/python3*/site-packages/roadseg_ros
-  say "building the package with colcon (workspace $WS)"
+  say "building the package with colcon (ROS 2 $DISTRO, workspace $WS)"
   (
     cd "$WS"
     export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
@@ -109,6 +120,6 @@ case "$cmd" in
   shell)
     echo ". '$VENV/bin/activate'; . '$WS/install/setup.bash'; export PYTHONPATH='$ROOT':\$PYTHONPATH"
     ;;
-  help|-h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
+  help|-h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$cmd' (try: ./dev.sh help)" ;;
 esac
