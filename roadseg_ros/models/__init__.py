@@ -104,8 +104,9 @@ for _name, _builder in REALTIME_MODELS.items():
 #: The node's default network and roadseg-train's default ``--model``: the ImageNet-pretrained
 #: EfficientNet-Lite0 with a pyramid-pooling head. Chosen by measurement against the former
 #: default ``roadnet_small`` (from scratch): better on every validation split, from CamVid to
-#: roads it was never trained on, at about 1.3x the CPU cost (figures and commands: README,
-#: "Results: the bundled default weights"). ``roadnet_small`` stays registered for the fastest CPUs.
+#: roads it was never trained on, for a somewhat higher CPU cost (figures and commands: README,
+#: "Results: the bundled weights" and "Benchmarks"). ``roadnet_small`` stays registered for the
+#: fastest CPUs.
 DEFAULT_MODEL = "psp_lite0"
 
 __all__ = ["DEFAULT_MODEL", "ModelBuilder", "accepts_pretrained", "build_model", "fuse_conv_bn",

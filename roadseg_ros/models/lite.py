@@ -28,26 +28,20 @@ re-estimate them well); the affine parameters still learn.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from roadseg_ros.models.blocks import conv_bn_act, upsample_to
 from roadseg_ros.models.efficientnet import LITE_MEAN, LITE_STD, EfficientNetLite, efficientnet_lite0
 from roadseg_ros.models.pspnet import PyramidPooling
 
 
-def _cbr(in_ch: int, out_ch: int, kernel: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
-
-
 def _sep(ch: int, out_ch: int) -> nn.Sequential:
-    """Depthwise 3x3 + pointwise 1x1, each with BatchNorm and ReLU (a cheap 3x3 fusion)."""
-    return nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1, groups=ch, bias=False), nn.BatchNorm2d(ch),
-                         nn.ReLU(inplace=True), _cbr(ch, out_ch))
+    """Depthwise 3x3 + pointwise 1x1, each with BatchNorm and ReLU (a cheap 3x3 fusion).
 
-
-def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    One flat ``Sequential`` (depthwise conv, BN, ReLU, then the pointwise block as index 3),
+    the layout the trained checkpoints' keys follow.
+    """
+    return nn.Sequential(*conv_bn_act(ch, ch, 3, groups=ch), conv_bn_act(ch, out_ch, 1))
 
 
 class _LiteSegmenter(nn.Module):
@@ -63,7 +57,7 @@ class _LiteSegmenter(nn.Module):
         self.encoder: EfficientNetLite = efficientnet_lite0(pretrained=pretrained, drop_path=drop_path)
         self.freeze_encoder_bn = bool(freeze_encoder_bn)
         c16 = self.encoder.feature_channels[16]
-        self.aux_head = nn.Sequential(_cbr(c16, 64, 3), nn.Conv2d(64, num_classes, 1)) if aux else None
+        self.aux_head = nn.Sequential(conv_bn_act(c16, 64, 3), nn.Conv2d(64, num_classes, 1)) if aux else None
 
     def train(self, mode: bool = True) -> _LiteSegmenter:
         super().train(mode)
@@ -76,13 +70,11 @@ class _LiteSegmenter(nn.Module):
     def _finish(self, logits: torch.Tensor, feats: dict[int, torch.Tensor], x: torch.Tensor
                 ) -> torch.Tensor | dict[str, torch.Tensor]:
         # Upsample class planes (NCHW), not channels-last pixels: with ~11 channels the NHWC kernel
-        # vectorises badly, and the caller wants planes anyway (arg-max/softmax per class). On this
-        # 2-core CPU, 11 classes to 1242x375: 5.5 ms against 10 ms plus a 20 MB transposing copy.
-        out = F.interpolate(logits.contiguous(), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        # vectorises badly and needs a transposing copy of the full-size logits, and the caller
+        # wants planes anyway (arg-max/softmax per class). Figures: README, "Benchmarks".
+        out = upsample_to(logits.contiguous(), x)
         if self.training and self.aux_head is not None:
-            aux = F.interpolate(self.aux_head(feats[16]), size=x.shape[-2:], mode="bilinear",
-                                align_corners=False)
-            return {"out": out, "aux": aux}
+            return {"out": out, "aux": upsample_to(self.aux_head(feats[16]), x)}
         return out
 
 
@@ -94,9 +86,9 @@ class PSPLite(_LiteSegmenter):
         super().__init__(num_classes, pretrained, freeze_encoder_bn, aux, drop_path)
         ch = self.encoder.feature_channels
         self.ppm = PyramidPooling(ch[32])
-        self.bottleneck = _cbr(self.ppm.out_channels, width, 3)
-        self.lateral16 = _cbr(ch[16], width)
-        self.lateral8 = _cbr(ch[8], width)
+        self.bottleneck = conv_bn_act(self.ppm.out_channels, width, 3)
+        self.lateral16 = conv_bn_act(ch[16], width, 1)
+        self.lateral8 = conv_bn_act(ch[8], width, 1)
         self.fuse16 = _sep(width, width)
         self.fuse8 = _sep(width, width)
         self.classifier = nn.Sequential(nn.Dropout2d(dropout), nn.Conv2d(width, num_classes, 1))
@@ -104,8 +96,8 @@ class PSPLite(_LiteSegmenter):
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         feats = self.encoder.forward_features(x)
         p = self.bottleneck(self.ppm(feats[32]))
-        p = self.fuse16(_up(p, feats[16]) + self.lateral16(feats[16]))
-        p = self.fuse8(_up(p, feats[8]) + self.lateral8(feats[8]))
+        p = self.fuse16(upsample_to(p, feats[16]) + self.lateral16(feats[16]))
+        p = self.fuse8(upsample_to(p, feats[8]) + self.lateral8(feats[8]))
         return self._finish(self.classifier(p), feats, x)
 
 
@@ -116,7 +108,7 @@ class FCN8sLite(_LiteSegmenter):
                  aux: bool = True, freeze_encoder_bn: bool = True, drop_path: float = 0.0) -> None:
         super().__init__(num_classes, pretrained, freeze_encoder_bn, aux, drop_path)
         ch = self.encoder.feature_channels
-        self.fc = nn.Sequential(_cbr(ch[32], width, 3), nn.Dropout2d(dropout))
+        self.fc = nn.Sequential(conv_bn_act(ch[32], width, 3), nn.Dropout2d(dropout))
         self.score32 = nn.Conv2d(width, num_classes, 1)
         self.score16 = nn.Conv2d(ch[16], num_classes, 1)
         self.score8 = nn.Conv2d(ch[8], num_classes, 1)
@@ -128,8 +120,8 @@ class FCN8sLite(_LiteSegmenter):
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         feats = self.encoder.forward_features(x)
         s = self.score32(self.fc(feats[32]))
-        s = _up(s, feats[16]) + self.score16(feats[16])
-        s = _up(s, feats[8]) + self.score8(feats[8])
+        s = upsample_to(s, feats[16]) + self.score16(feats[16])
+        s = upsample_to(s, feats[8]) + self.score8(feats[8])
         return self._finish(s, feats, x)
 
 

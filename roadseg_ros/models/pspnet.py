@@ -16,9 +16,10 @@ adaptive average with two small averaging matrices built from the feature's shap
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18, resnet50
+
+from roadseg_ros.models.blocks import conv_bn_act, upsample_to
 
 BINS = (1, 2, 3, 6)
 
@@ -73,22 +74,15 @@ class PyramidPooling(nn.Module):
         self.out_channels = in_ch + red * len(self.bins)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
         feats = [x]
         for bins, branch in zip(self.bins, self.branches):
-            pooled = branch(_bin_pool(x, bins))
-            feats.append(F.interpolate(pooled, size=size, mode="bilinear", align_corners=False))
+            feats.append(upsample_to(branch(_bin_pool(x, bins)), x))
         return torch.cat(feats, dim=1)
 
 
 def _head(in_ch: int, mid_ch: int, num_classes: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_ch, mid_ch, 3, padding=1, bias=False),
-        nn.BatchNorm2d(mid_ch),
-        nn.ReLU(inplace=True),
-        nn.Dropout2d(dropout),
-        nn.Conv2d(mid_ch, num_classes, 1),
-    )
+    return nn.Sequential(*conv_bn_act(in_ch, mid_ch, 3), nn.Dropout2d(dropout),
+                         nn.Conv2d(mid_ch, num_classes, 1))
 
 
 class PSPNet(nn.Module):
@@ -111,13 +105,10 @@ class PSPNet(nn.Module):
         self.aux_head = _head(c3, 256 if depth == 50 else 128, num_classes, dropout) if aux else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
-        size = x.shape[-2:]
         f3 = self.layer3(self.layer2(self.layer1(self.stem(x))))
-        out = self.head(self.ppm(self.layer4(f3)))
-        out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+        out = upsample_to(self.head(self.ppm(self.layer4(f3))), x)
         if self.training and self.aux_head is not None:
-            aux = F.interpolate(self.aux_head(f3), size=size, mode="bilinear", align_corners=False)
-            return {"out": out, "aux": aux}
+            return {"out": out, "aux": upsample_to(self.aux_head(f3), x)}
         return out
 
 

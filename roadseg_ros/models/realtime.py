@@ -36,13 +36,7 @@ from torchvision.models import mobilenet_v3_large
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.lraspp import LRASPP
 
-
-def _cbr(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False),
-        nn.BatchNorm2d(out_ch),
-        nn.ReLU(inplace=True),
-    )
+from roadseg_ros.models.blocks import conv_bn_act, upsample_to
 
 
 class BasicBlock(nn.Module):
@@ -50,13 +44,11 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv1 = _cbr(in_ch, out_ch, 3, stride)
-        self.conv2 = nn.Sequential(nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
-                                   nn.BatchNorm2d(out_ch))
+        self.conv1 = conv_bn_act(in_ch, out_ch, 3, stride)
+        self.conv2 = conv_bn_act(out_ch, out_ch, 3, act=None)
         self.short = None
         if stride != 1 or in_ch != out_ch:
-            self.short = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False),
-                                       nn.BatchNorm2d(out_ch))
+            self.short = conv_bn_act(in_ch, out_ch, 1, stride, act=None)
         # Zero-init the last BN so each block starts as identity: helps from-scratch training.
         nn.init.zeros_(self.conv2[1].weight)
 
@@ -71,10 +63,6 @@ def _stage(in_ch: int, out_ch: int, blocks: int, stride: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _up_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
-
-
 class RoadNet(nn.Module):
     """Small ResNet encoder + global context + FPN decoder (see the module docstring)."""
 
@@ -86,19 +74,20 @@ class RoadNet(nn.Module):
             raise ValueError(f"roadnet: widths needs 5 values (stem, 4 stages) and blocks 4, "
                              f"got widths={list(widths)} blocks={list(blocks)}")
         w0, w1, w2, w3, w4 = widths
-        self.stem = nn.Sequential(_cbr(3, w0, 3, 2), _cbr(w0, w1, 3, 2))     # 1/4
+        self.stem = nn.Sequential(conv_bn_act(3, w0, 3, 2), conv_bn_act(w0, w1, 3, 2))  # 1/4
         self.stage1 = _stage(w1, w1, blocks[0], 1)                           # 1/4
         self.stage2 = _stage(w1, w2, blocks[1], 2)                           # 1/8
         self.stage3 = _stage(w2, w3, blocks[2], 2)                           # 1/16
         self.stage4 = _stage(w3, w4, blocks[3], 2)                           # 1/32
-        self.context = _cbr(w4, decoder, 1)
+        self.context = conv_bn_act(w4, decoder, 1)
         self.global_context = nn.Sequential(nn.Conv2d(w4, decoder, 1), nn.ReLU(inplace=True))
-        self.lat3, self.lat2, self.lat1 = _cbr(w3, decoder, 1), _cbr(w2, decoder, 1), _cbr(w1, decoder, 1)
-        self.fuse3, self.fuse2, self.fuse1 = (_cbr(decoder, decoder) for _ in range(3))
+        self.lat3, self.lat2, self.lat1 = (conv_bn_act(w3, decoder, 1), conv_bn_act(w2, decoder, 1),
+                                            conv_bn_act(w1, decoder, 1))
+        self.fuse3, self.fuse2, self.fuse1 = (conv_bn_act(decoder, decoder, 3) for _ in range(3))
         self.classifier = nn.Sequential(nn.Dropout2d(dropout), nn.Conv2d(decoder, num_classes, 1))
         self.aux_head = None
         if aux:
-            self.aux_head = nn.Sequential(_cbr(w3, decoder), nn.Dropout2d(dropout),
+            self.aux_head = nn.Sequential(conv_bn_act(w3, decoder, 3), nn.Dropout2d(dropout),
                                           nn.Conv2d(decoder, num_classes, 1))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -110,12 +99,12 @@ class RoadNet(nn.Module):
         f3 = self.stage3(f2)
         f4 = self.stage4(f3)
         ctx = self.context(f4) + self.global_context(f4.mean(dim=(2, 3), keepdim=True))
-        d = self.fuse3(_up_to(ctx, f3) + self.lat3(f3))
-        d = self.fuse2(_up_to(d, f2) + self.lat2(f2))
-        d = self.fuse1(_up_to(d, f1) + self.lat1(f1))
-        out = _up_to(self.classifier(d), x)
+        d = self.fuse3(upsample_to(ctx, f3) + self.lat3(f3))
+        d = self.fuse2(upsample_to(d, f2) + self.lat2(f2))
+        d = self.fuse1(upsample_to(d, f1) + self.lat1(f1))
+        out = upsample_to(self.classifier(d), x)
         if self.training and self.aux_head is not None:
-            return {"out": out, "aux": _up_to(self.aux_head(f3), x)}
+            return {"out": out, "aux": upsample_to(self.aux_head(f3), x)}
         return out
 
 

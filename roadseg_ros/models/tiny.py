@@ -9,16 +9,9 @@ use real trained-and-saved checkpoints without waiting for a big network.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-
-def _conv_bn_relu(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(out_ch),
-        nn.ReLU(inplace=True),
-    )
+from roadseg_ros.models.blocks import conv_bn_act, upsample_to
 
 
 class TinySegNet(nn.Module):
@@ -26,18 +19,16 @@ class TinySegNet(nn.Module):
 
     def __init__(self, num_classes: int, width: int = 8) -> None:
         super().__init__()
-        self.enc1 = _conv_bn_relu(3, width, stride=2)          # 1/2
-        self.enc2 = _conv_bn_relu(width, 2 * width, stride=2)  # 1/4
-        self.dec = _conv_bn_relu(2 * width, width)
+        self.enc1 = conv_bn_act(3, width, 3, stride=2)          # 1/2
+        self.enc2 = conv_bn_act(width, 2 * width, 3, stride=2)  # 1/4
+        self.dec = conv_bn_act(2 * width, width, 3)
         self.classifier = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
         f1 = self.enc1(x)
         f2 = self.enc2(f1)
-        up = F.interpolate(self.dec(f2), size=f1.shape[-2:], mode="bilinear", align_corners=False)
-        logits = self.classifier(up + f1)
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        logits = self.classifier(upsample_to(self.dec(f2), f1) + f1)
+        return upsample_to(logits, x)
 
 
 def tiny_segnet(num_classes: int, width: int = 8) -> TinySegNet:
