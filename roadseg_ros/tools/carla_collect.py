@@ -35,6 +35,8 @@ from tqdm import tqdm
 
 from roadseg_ros.carla.client import CarlaConnectionError, bgra_buffer_to_array, connect, release_carla
 from roadseg_ros.carla.labels import label_scheme_for_version
+from roadseg_ros.config import ConfigError
+from roadseg_ros.tools import ToolError, run_tool
 
 
 def weather_presets() -> list[str]:
@@ -152,7 +154,7 @@ def collect(args: argparse.Namespace, weathers: list[str]) -> dict:
         vehicles = [bp for bp in library.filter(args.vehicle) if not bp.has_attribute("number_of_wheels")
                     or int(bp.get_attribute("number_of_wheels")) == 4]
         if not vehicles:
-            raise ValueError(f"no 4-wheeled vehicle blueprint matches --vehicle {args.vehicle!r}")
+            raise ConfigError(f"no 4-wheeled vehicle blueprint matches --vehicle {args.vehicle!r}")
         blueprint = rng.choice(vehicles)
         blueprint.set_attribute("role_name", "ego_vehicle")
         points = world.get_map().get_spawn_points()
@@ -208,24 +210,31 @@ def collect(args: argparse.Namespace, weathers: list[str]) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; 0 on success, 1 with one error line otherwise."""
+    """Entry point; 0 on success, 2 on a bad option, 1 when the collection fails (one error line)."""
     args = build_parser().parse_args(argv)
+    # CarlaConnectionError (no simulator, no client) and RuntimeError are RuntimeErrors; a
+    # ValueError here is a server answer the tool cannot read (its version, say).
+    return run_tool("roadseg-carla-collect", lambda: _run(args), failures=(RuntimeError, ValueError, OSError))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.frames < 1 or args.every < 1:
+        raise ConfigError(f"--frames and --every must be >= 1, got {args.frames} and {args.every}")
+    if args.width < 1 or args.height < 1 or not 0 < args.fov < 180:
+        raise ConfigError(f"bad camera: {args.width}x{args.height}, fov {args.fov} "
+                          "(sizes must be > 0, fov in (0, 180))")
+    presets = weather_presets()
+    if not presets:
+        raise CarlaConnectionError("the 'carla' Python client is not installed "
+                                   "(pip install carla==0.9.16, matching your simulator's version)")
     try:
-        if args.frames < 1 or args.every < 1:
-            raise ValueError(f"--frames and --every must be >= 1, got {args.frames} and {args.every}")
-        if args.width < 1 or args.height < 1 or not 0 < args.fov < 180:
-            raise ValueError(f"bad camera: {args.width}x{args.height}, fov {args.fov} "
-                             "(sizes must be > 0, fov in (0, 180))")
-        presets = weather_presets()
-        if not presets:
-            raise CarlaConnectionError("the 'carla' Python client is not installed "
-                                       "(pip install carla==0.9.16, matching your simulator's version)")
         weathers = parse_weathers(args.weather, presets)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
         info = collect(args, weathers)
-    except (CarlaConnectionError, ValueError, RuntimeError, OSError, queue.Empty) as exc:
-        text = str(exc) or f"no sensor data within --timeout {args.timeout} s"
-        print(f"roadseg-carla-collect: error: {text}", file=sys.stderr)
-        return 1
+    except queue.Empty:
+        raise ToolError(f"no sensor data within --timeout {args.timeout} s") from None
     except KeyboardInterrupt:
         print("roadseg-carla-collect: interrupted; the pairs saved so far are kept", file=sys.stderr)
         return 130

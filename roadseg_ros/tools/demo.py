@@ -32,6 +32,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from roadseg_ros.config import ConfigError
+from roadseg_ros.tools import ToolError, run_tool
+
 #: Namespace of the demo's nodes (keeps its topics apart from a graph that is already running).
 NAMESPACE = "/roadseg_demo"
 #: The demo's MCAP recording under --output (open it in Foxglove with config/roadseg.foxglove.json).
@@ -71,27 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str) -> int:
-    print(f"roadseg-demo: error: {message}", file=sys.stderr)
-    return 1
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo; 0 on success, 1 with one error message otherwise."""
+    """Run the demo; 0 on success, 2 on a configuration problem, 1 when the run fails (one error line)."""
     args = build_parser().parse_args(argv)
-    if args.rate <= 0:
-        return _fail(f"--rate must be > 0, got {args.rate}")
-    if args.frames < 0:
-        return _fail(f"--frames must be >= 0, got {args.frames}")
-    if args.frames == 0 and args.source == "synthetic":
-        return _fail("--frames 0 (until the source ends) needs a video, image folder or recording: "
-                     "the synthetic camera never ends")
-    from roadseg_ros.config import ConfigError, resolve_weights
+    return run_tool("roadseg-demo", lambda: _run(args))
 
-    try:
-        weights = resolve_weights(args.weights)
-    except ConfigError as exc:
-        return _fail(str(exc))
+
+def _run(args: argparse.Namespace) -> int:
+    if args.rate <= 0:
+        raise ConfigError(f"--rate must be > 0, got {args.rate}")
+    if args.frames < 0:
+        raise ConfigError(f"--frames must be >= 0, got {args.frames}")
+    if args.frames == 0 and args.source == "synthetic":
+        raise ConfigError("--frames 0 (until the source ends) needs a video, image folder or recording: "
+                          "the synthetic camera never ends")
+    from roadseg_ros.config import resolve_weights
+
+    weights = resolve_weights(args.weights)
     # Imports that pull in rclpy and torch come after the cheap checks.
     import rclpy
     from rclpy.context import Context
@@ -102,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from roadseg_ros.nodes.camera_source import CameraSource
     from roadseg_ros.nodes.recorder import Recorder
     from roadseg_ros.nodes.segmentation_node import SegmentationNode
-    from roadseg_ros.pipeline import configure_process
+    from roadseg_ros.runtime import configure_process
 
     configure_process()   # three nodes share this process (and its GIL) with the inference worker
     output = args.output.expanduser()
@@ -113,20 +112,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     nodes = []
     spinner: threading.Thread | None = None
     try:
-        try:
-            camera = CameraSource(context=context, namespace=NAMESPACE, parameter_overrides=[
-                Parameter("source", value=args.source), Parameter("rate_hz", value=float(args.rate)),
-                Parameter("width", value=args.width), Parameter("height", value=args.height),
-                Parameter("loop", value=False), Parameter("wait_for_subscribers", value=True),
-                Parameter("frame_id", value="demo_camera"), Parameter("topic", value=args.topic)])
-        except ConfigError as exc:
-            return _fail(str(exc))
+        camera = CameraSource(context=context, namespace=NAMESPACE, parameter_overrides=[
+            Parameter("source", value=args.source), Parameter("rate_hz", value=float(args.rate)),
+            Parameter("width", value=args.width), Parameter("height", value=args.height),
+            Parameter("loop", value=False), Parameter("wait_for_subscribers", value=True),
+            Parameter("frame_id", value="demo_camera"), Parameter("topic", value=args.topic)])
         nodes.append(camera)
         try:
             segmenter = SegmentationNode(context=context, namespace=NAMESPACE, parameter_overrides=[
                 Parameter("weights", value=str(weights)), Parameter("device", value=args.device)])
-        except Exception as exc:  # ConfigError / CheckpointError / device errors: all one line for the user
-            return _fail(f"the segmentation node did not start: {exc}")
+        except ConfigError as exc:    # the weights, the device, the model: as the node reports them
+            raise ConfigError(f"the segmentation node did not start: {exc}") from None
+        except Exception as exc:  # anything else still gets one line, as a failure of the run
+            raise ToolError(f"the segmentation node did not start: {exc}") from exc
         nodes.append(segmenter)
         snapshot_every = max(1, args.frames // args.snapshots) if args.snapshots > 0 and args.frames else 0
         recorder = Recorder(context=context, namespace=NAMESPACE, cli_args=[
@@ -162,11 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.update(recorder.frames - last_count)
         summary = recorder.close()
         if outcome == "timeout":
-            return _fail(f"only {recorder.frames} of {args.frames} frames came through in {timeout:.0f} s "
-                         f"(camera published {camera.frames_published}); the node may be too slow on this "
-                         f"device or stuck: rerun with --verbose, fewer --frames or a higher --timeout")
+            raise ToolError(f"only {recorder.frames} of {args.frames} frames came through in {timeout:.0f} s "
+                            f"(camera published {camera.frames_published}); the node may be too slow on this "
+                            f"device or stuck: rerun with --verbose, fewer --frames or a higher --timeout")
         if recorder.frames == 0:
-            return _fail(f"the source {args.source!r} ended before any frame was processed")
+            raise ToolError(f"the source {args.source!r} ended before any frame was processed")
         _report(args, weights, output, summary, camera.source.kind)
         return 0
     except KeyboardInterrupt:

@@ -37,6 +37,7 @@ from torch import nn
 from roadseg_ros.checkpoint import Checkpoint, load_weights, model_from_checkpoint
 from roadseg_ros.config import ConfigError, default_weights_path, size_type
 from roadseg_ros.models import main_output
+from roadseg_ros.tools import CONFIG_ERROR, report
 
 FORMATS = ("torchscript", "onnx")
 DEFAULT_ATOL = 1e-3
@@ -226,8 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         weights, ckpt = load_weights(args.weights)
     except ConfigError as exc:
-        print(f"roadseg-export: {exc}", file=sys.stderr)
-        return 2
+        return report("roadseg-export", exc, CONFIG_ERROR)
     name = args.name or Path(weights).stem
     sidecar = export_checkpoint(ckpt, args.output, name, formats=args.formats, input_size=args.input_size,
                                 batch_size=args.batch_size, opset=args.opset, dynamic=not args.static,

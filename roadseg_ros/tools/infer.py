@@ -41,6 +41,7 @@ from roadseg_ros.config import (
 )
 from roadseg_ros.frames import FrameSource, SourceError, VideoReader, image_files
 from roadseg_ros.inference import Segmenter
+from roadseg_ros.tools import CONFIG_ERROR, FAILED, report
 from roadseg_ros.visualize import overlay
 
 logger = logging.getLogger("roadseg-infer")
@@ -218,8 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         weights = resolve_weights(args.weights)
     except ConfigError as exc:
-        print(f"roadseg-infer: {exc}", file=sys.stderr)
-        return 2
+        return report("roadseg-infer", exc, CONFIG_ERROR)
     recording: FrameSource | None = None
     images: list[Path] = []
     videos: list[Path] = []
@@ -229,14 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             images, videos = _collect_inputs(args.input)
     except (FileNotFoundError, ValueError, SourceError) as exc:
-        print(f"roadseg-infer: {exc}", file=sys.stderr)
-        return 2
+        return report("roadseg-infer", exc, CONFIG_ERROR)
     try:
         seg = Segmenter(weights, device=args.device, precision=args.precision, input_size=args.input_size,
                         num_threads=args.threads, keep_aspect=args.keep_aspect)
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"roadseg-infer: {exc}", file=sys.stderr)
-        return 2
+        return report("roadseg-infer", exc, CONFIG_ERROR)
     logger.info("%s from %s", seg, weights)
 
     args.output.mkdir(parents=True, exist_ok=True)
@@ -256,8 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for failure in failures:
         print(f"roadseg-infer: skipped {failure}", file=sys.stderr)
     if failures:
-        print(f"roadseg-infer: {len(failures)} input(s) failed", file=sys.stderr)
-        return 1
+        return report("roadseg-infer", f"{len(failures)} input(s) failed", FAILED)
     return 0
 
 

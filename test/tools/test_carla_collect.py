@@ -71,5 +71,5 @@ def test_server_down_gives_one_error_within_the_timeout(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"127.0.0.1:{port} within 1.5 s" in err[0]
     assert not (tmp_path / "out").exists()       # nothing half-made
-    assert main(["--output", str(tmp_path / "x"), "--weather", "Sunny"]) == 1
+    assert main(["--output", str(tmp_path / "x"), "--weather", "Sunny"]) == 2     # a bad option
     assert "unknown weather preset" in capsys.readouterr().err

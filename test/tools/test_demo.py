@@ -78,7 +78,7 @@ def test_demo_plays_a_recording_until_it_ends(tmp_path, weights, write_bag, caps
     bag = write_bag(tmp_path / "drive", frames, other_image_topic="/rear/image_raw")
     out = tmp_path / "replay"
     assert main(["--source", str(bag), "--frames", "0", "--output", str(out), "--weights", str(weights),
-                 "--device", "cpu", "--timeout", "60"]) == 1
+                 "--device", "cpu", "--timeout", "60"]) == 2
     assert "several image topics" in capsys.readouterr().err      # which one? the user is told the names
     rc = main(["--source", str(bag), "--topic", "/rear/image_raw", "--frames", "0", "--output", str(out),
                "--weights", str(weights), "--device", "cpu", "--timeout", "60"])
@@ -88,15 +88,16 @@ def test_demo_plays_a_recording_until_it_ends(tmp_path, weights, write_bag, caps
 
 
 def test_demo_errors_are_one_clear_message(tmp_path, capsys):
-    assert main(["--weights", str(tmp_path / "none.pt"), "--output", str(tmp_path / "o")]) == 1
+    """Configuration problems exit 2, as in every tool and node (test/tools/test_exit_codes.py)."""
+    assert main(["--weights", str(tmp_path / "none.pt"), "--output", str(tmp_path / "o")]) == 2
     assert "none.pt does not exist" in capsys.readouterr().err
     assert main(["--source", str(tmp_path / "missing.mp4"), "--weights", __file__,
-                 "--output", str(tmp_path / "o")]) == 1
+                 "--output", str(tmp_path / "o")]) == 2
     assert "missing.mp4' does not exist" in capsys.readouterr().err
-    assert main(["--frames", "0"]) == 1
+    assert main(["--frames", "0"]) == 2
     assert "synthetic camera never ends" in capsys.readouterr().err
     if not default_weights_path().exists():
-        assert main(["--output", str(tmp_path / "o")]) == 1
+        assert main(["--output", str(tmp_path / "o")]) == 2
         assert "bundled checkpoint" in capsys.readouterr().err
 
 
