@@ -61,11 +61,11 @@ def fit_aspect(budget: tuple[int, int], frame: tuple[int, int], multiple: int = 
     """The network size with ``budget``'s pixel count and ``frame``'s proportions (width, height).
 
     Why: a network trained at one size, fed a camera of another aspect through a plain
-    resize, sees every object stretched. KITTI's 1242x375 frames squeezed into 512x320 are
-    stretched 2x vertically; at 736x224 (same pixel count, same shape as the frame) the
-    bundled model's KITTI MaxF rose from 0.808 to 0.846 (2026-11-29). The cost per frame stays
-    the same. Sides are rounded to ``multiple`` (the encoders' stride), at least one multiple;
-    a frame already shaped like ``budget`` gets ``budget`` itself.
+    resize, sees every object stretched: KITTI's 1242x375 frames squeezed into 512x320 are
+    stretched 2x vertically, while 736x224 has the same pixel count and the frame's shape,
+    and the bundled model's KITTI MaxF is higher there. The cost per frame stays the same.
+    Sides are rounded to ``multiple`` (the encoders' stride), at least one multiple; a frame
+    already shaped like ``budget`` gets ``budget`` itself.
     """
     bw, bh = budget
     fw, fh = frame
