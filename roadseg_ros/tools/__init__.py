@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from roadseg_ros.config import ConfigError
+from roadseg_ros.config import ConfigError, one_line
 
 __all__ = ["CONFIG_ERROR", "FAILED", "ToolError", "report", "run_tool"]
 
@@ -42,7 +42,7 @@ class ToolError(Exception):
 def report(prog: str, problem: object, status: int = CONFIG_ERROR) -> int:
     """Print ``PROG: error: PROBLEM`` as one line on stderr (whitespace folded, as argparse's own
     errors read) and return ``status``, so a tool can ``return report(...)``."""
-    print(f"{prog}: error: {' '.join(str(problem).split())}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(problem)}", file=sys.stderr)
     return status
 
 
