@@ -144,7 +144,7 @@ def thread_count(requested: int) -> int:
     2 threads against the node's default of 1 and reported the node at 59% of raw predict
     (99% with equal counts). So 0 means the node's own default (half the cores), for all three.
     """
-    from roadseg_ros.pipeline import default_num_threads
+    from roadseg_ros.runtime import default_num_threads
 
     return int(requested) if requested > 0 else default_num_threads()
 

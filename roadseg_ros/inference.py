@@ -33,17 +33,17 @@ import torch
 import torch.nn.functional as F
 
 from roadseg_ros import allocator
+from roadseg_ros.backends import TORCH_DTYPES, Choice, build_network, choose, weights_digest
 from roadseg_ros.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
-from roadseg_ros.config import DEVICE_CHOICES, PRECISIONS, fit_aspect
-from roadseg_ros.models import fuse_conv_bn, main_output
+from roadseg_ros.config import DEVICE_CHOICES, fit_aspect
+from roadseg_ros.models import fuse_conv_bn
 
 __all__ = ["DTYPES", "COLOR_ORDERS", "Prediction", "Segmenter", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
-#: The torch dtype the network runs in, per precision name (the names: ``config.PRECISIONS``).
-DTYPES: dict[str, torch.dtype] = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16),
-                                          strict=True))
+#: The torch dtype the torch backend runs in, per precision name.
+DTYPES: dict[str, torch.dtype] = TORCH_DTYPES
 #: Valid ``color_order`` values of :meth:`Segmenter.predict`.
 COLOR_ORDERS = ("rgb", "bgr")
 
@@ -99,17 +99,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
     raise ValueError(f"invalid device {device!r}; valid choices: {DEVICE_CHOICES}")
 
 
-def _check_precision(precision: str, device: torch.device) -> torch.dtype:
-    """Validate ``precision`` for ``device`` and return the compute dtype."""
-    if precision not in DTYPES:
-        raise ValueError(f"invalid precision {precision!r}; valid choices: {', '.join(DTYPES)}")
-    if device.type == "cpu" and precision == "fp16":
-        raise ValueError("precision 'fp16' is not supported on the CPU (half-precision convolutions are "
-                         "slow or missing there); use 'fp32' or 'bf16' on device 'cpu', or a CUDA device")
-    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+def _check_cuda_precision(choice: Choice, device: torch.device) -> None:
+    """A CUDA device that cannot run the chosen precision is the caller's error, not a fallback."""
+    if device.type == "cuda" and choice.precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"precision 'bf16' is not supported by {torch.cuda.get_device_name(device)} "
                          f"({device}); use 'fp16' or 'fp32'")
-    return DTYPES[precision]
 
 
 def _parse_size(size: Sequence[int] | None, what: str) -> tuple[int, int] | None:
@@ -171,7 +165,14 @@ class Segmenter:
         weights: checkpoint path or a loaded :class:`~roadseg_ros.checkpoint.Checkpoint`.
         device: ``auto`` (CUDA if available, else CPU with a warning), ``cpu``, ``cuda``
             or ``cuda:N``.
-        precision: ``fp32``, ``fp16`` (CUDA only) or ``bf16`` (where supported).
+        precision: ``fp32``, ``fp16`` (CUDA only), ``bf16`` (where supported), ``int8``
+            (OpenVINO, with calibrated ranges) or ``auto`` (the backend's fastest proven one).
+        backend: ``torch`` (eager), ``openvino``, ``onnxruntime`` or ``auto``
+            (:func:`roadseg_ros.backends.choose`); what was chosen and why is in
+            :attr:`backend`, :attr:`precision` and :attr:`backend_reason`.
+        cache_dir: where converted graphs are cached (``None``: the user's cache folder).
+        int8_ranges: the calibration file for ``int8`` (``None``: beside ``weights``,
+            :func:`roadseg_ros.quantization.ranges_path_for`).
         input_size: ``(width, height)`` the network runs at; ``None`` uses the
             checkpoint's training size. Images of any size are resized to it on the
             device and results are returned at the image's own size.
@@ -188,14 +189,15 @@ class Segmenter:
             (:func:`roadseg_ros.models.fuse_conv_bn`; same function, a few per cent faster).
         keep_freed_memory: on the CPU, tune glibc ``malloc`` (process-wide, see
             :mod:`roadseg_ros.allocator`) so the buffers of one frame are reused by the
-            next instead of being page-faulted in again: up to 1.6x faster per frame.
+            next instead of being page-faulted in again.
     """
 
     def __init__(self, weights: str | Path | Checkpoint, device: str | torch.device = "auto",
                  precision: str = "fp32", input_size: Sequence[int] | None = None,
                  compile: bool | str = False, warmup: bool = True, num_threads: int | None = None,
                  fuse_batchnorm: bool = True, keep_freed_memory: bool = True,
-                 keep_aspect: bool = False) -> None:
+                 keep_aspect: bool = False, backend: str = "torch", cache_dir: str | Path | None = None,
+                 int8_ranges: str | Path | None = None) -> None:
         if num_threads is not None:
             if int(num_threads) < 1:
                 raise ValueError(f"num_threads must be >= 1, got {num_threads!r}")
@@ -217,26 +219,45 @@ class Segmenter:
         self.device: torch.device = resolve_device(device)
         if keep_freed_memory and self.device.type == "cpu":
             allocator.keep_freed_memory()
-        self.precision: str = precision
-        self.dtype: torch.dtype = _check_precision(precision, self.device)
         self.input_size: tuple[int, int] = (_parse_size(input_size, "input_size")
                                             or _parse_size(ckpt.input_size, "checkpoint input_size"))
         self.keep_aspect: bool = bool(keep_aspect)
 
+        digest = ranges = None
+        int8_why: str | None = "not looked for"
+        if backend in ("auto", "openvino") and precision in ("auto", "int8") and self.device.type == "cpu":
+            from roadseg_ros.quantization import find_ranges, ranges_path_for
+            digest = weights_digest(ckpt.state_dict, ckpt.arch, ckpt.arch_kwargs)
+            if int8_ranges is None and self.weights_path is not None:
+                int8_ranges = ranges_path_for(self.weights_path)
+            ranges, int8_why = find_ranges(int8_ranges, digest)
+        choice = choose(backend, precision, self.device, int8_ready=int8_why)
+        _check_cuda_precision(choice, self.device)
+
         model = model_from_checkpoint(ckpt, device=self.device)
         # Fold in float32, before any cast to fp16/bf16, so the folded weights lose nothing.
         self.fused_batchnorms: int = fuse_conv_bn(model) if fuse_batchnorm else 0
-        model = model.to(dtype=self.dtype, memory_format=torch.channels_last).eval()
+        model = model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
+        if choice.backend != "torch" and digest is None:
+            digest = weights_digest(ckpt.state_dict, ckpt.arch, ckpt.arch_kwargs)
+        w, h = self.input_size
+        self._network, choice = build_network(
+            choice, model, digest=digest or "", num_threads=int(num_threads or torch.get_num_threads()),
+            cache_dir=Path(cache_dir).expanduser() if cache_dir else None, int8_ranges=ranges,
+            compile=compile, probe_shape=(1, 3, h, w) if choice.backend != "torch" else None)
+        #: The runtime, the precision it runs and why (one line, also logged).
+        self.backend: str = choice.backend
+        self.precision: str = choice.precision
+        self.backend_reason: str = choice.reason
+        logger.log(logging.WARNING if choice.fallback else logging.INFO, "network runtime: %s %s (%s)",
+                   self.backend, self.precision, self.backend_reason)
+        self.dtype: torch.dtype = self._network.input_dtype
         self.model: torch.nn.Module = model
         if self.device.type == "cuda":
             # The network always sees the same input size, so autotuning pays off.
             torch.backends.cudnn.benchmark = True
-        self._forward = model
-        if compile:
-            mode = compile if isinstance(compile, str) else None
-            self._forward = torch.compile(model, mode=mode)
 
         # (x / 255 - mean) / std  ==  x * scale + shift, cached per colour order.
         mean = torch.tensor(self.mean, dtype=torch.float32)
@@ -262,7 +283,7 @@ class Segmenter:
         w, h = self.input_size
         fit = ", keep_aspect" if self.keep_aspect else ""
         return (f"Segmenter({self.model_name}, {self.num_classes} classes, device={self.device}, "
-                f"precision={self.precision}, input_size={w}x{h}{fit})")
+                f"backend={self.backend}, precision={self.precision}, input_size={w}x{h}{fit})")
 
     def network_size(self, width: int, height: int) -> tuple[int, int]:
         """``(width, height)`` the network runs at for a ``width`` x ``height`` image."""
@@ -364,7 +385,7 @@ class Segmenter:
             t_pre = time.perf_counter()
 
         # ---- network
-        logits = main_output(self._forward(x))
+        logits = self._network(x)
         if cuda:
             events[2].record()
         else:

@@ -30,8 +30,6 @@ import collections
 import dataclasses
 import logging
 import math
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -40,9 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from roadseg_ros.allocator import keep_freed_memory
-from roadseg_ros.classes import parse_class_list
-from roadseg_ros.config import ConfigError, resolve_weights
 from roadseg_ros.geometry import (
     DrivableAnalysis,
     GridSpec,
@@ -55,15 +50,12 @@ from roadseg_ros.geometry import (
 from roadseg_ros.image_codec import ImageFormatError
 
 __all__ = ["OUTPUTS", "Frame", "Plan", "plan_products", "PipelineSettings", "DrivableAreaProduct",
-           "GridProduct", "Health", "FramePipeline", "ThrottledWarnings", "SequenceGaps", "load_segmenter",
-           "default_num_threads", "configure_process", "GIL_SWITCH_INTERVAL_S"]
+           "GridProduct", "Health", "FramePipeline", "ThrottledWarnings", "SequenceGaps"]
 
 logger = logging.getLogger(__name__)
 
 #: Every product a frame can yield, in the order they are emitted.
 OUTPUTS = ("mask", "confidence", "color_mask", "overlay", "drivable_grid", "drivable_area")
-#: CPython's thread switch interval while a pipeline runs (default 5 ms), see configure_process().
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 # ----------------------------------------------------------------------------- what to compute
@@ -107,13 +99,17 @@ class PipelineSettings:
     enabled: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(OUTPUTS, True))
 
     def set(self, name: str, value: Any) -> bool:
-        """Apply a node-style parameter (``overlay_alpha``, ``publish_mask``, ...); False for any other."""
-        if name.startswith("publish_") and name[len("publish_"):] in self.enabled:
-            self.enabled[name[len("publish_"):]] = bool(value)
-        elif name in ("overlay_alpha", "max_rate_hz", "warn_throttle_s"):
-            setattr(self, name, float(value))
-        else:
+        """Change ``overlay_alpha``, ``max_rate_hz`` or ``warn_throttle_s``; False for any other name."""
+        if name not in ("overlay_alpha", "max_rate_hz", "warn_throttle_s"):
             return False
+        setattr(self, name, float(value))
+        return True
+
+    def enable(self, output: str, on: bool) -> bool:
+        """Switch one of :data:`OUTPUTS` on or off; False for a name that is none of them."""
+        if output not in self.enabled:
+            return False
+        self.enabled[output] = bool(on)
         return True
 
 
@@ -205,69 +201,6 @@ class SequenceGaps:
         return sequence - last - 1 if last is not None and sequence > last + 1 else 0
 
 
-def default_num_threads() -> int:
-    """CPU threads for the network when none are set: half the cores, at least one.
-
-    Torch's default (every core) makes its OpenMP threads wait for each other whenever the
-    camera driver or another node takes a core: measured on a 2-core machine, predict went
-    from ~30 ms with one thread to over a second with two under such load. Half the cores
-    leaves room for the rest of the graph.
-    """
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
-def configure_process() -> None:
-    """Process-wide settings for a process that hosts a pipeline; call before other threads start.
-
-    * The tuned allocator (:func:`roadseg_ros.allocator.keep_freed_memory`): the worker
-      thread otherwise page-faults its buffers in every frame. Before ROS starts its DDS
-      threads, so every thread shares the one tuned arena.
-    * A 0.5 ms GIL switch interval: executor threads (and, in the demo, the camera and
-      recorder nodes) share the GIL with the worker, and with CPython's default 5 ms the
-      worker can wait that long for it between two of the network's operators. Measured
-      with ``./dev.sh demo`` (three nodes in one process, 2 cores): 2.4-3.8 frames/s with
-      the default, 8.3 with 0.5 ms.
-    """
-    keep_freed_memory()
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-
-
-def load_segmenter(weights: str, *, device: str, precision: str, input_size: tuple[int, int],
-                   num_threads: int, drivable_classes: str, keep_aspect: bool = False
-                   ) -> tuple[Any, list[int]]:
-    """The :class:`~roadseg_ros.inference.Segmenter` and the drivable class ids for a configuration.
-
-    ``weights`` empty: the bundled checkpoint; ``input_size`` (0, 0): the checkpoint's;
-    ``num_threads`` 0: :func:`default_num_threads`; ``drivable_classes`` empty: the
-    checkpoint's; ``keep_aspect``: see :class:`~roadseg_ros.inference.Segmenter`. Anything
-    unusable raises :class:`~roadseg_ros.config.ConfigError` with one line. torch is imported
-    only after the cheap checks, so those fail fast.
-    """
-    resolve_weights(weights, how="-p weights:=PATH")    # a missing file fails before the torch import
-    width, height = input_size
-    if (width == 0) != (height == 0):
-        raise ConfigError(f"input_width={width} and input_height={height}: set both, or both to 0 "
-                          "(the checkpoint's size)")
-    from roadseg_ros.checkpoint import CheckpointError, load_weights
-    from roadseg_ros.inference import Segmenter
-
-    path, ckpt = load_weights(weights, how="-p weights:=PATH")
-    # Checked before the model is built, so a wrong name fails fast and with nothing else printed.
-    try:
-        drivable = parse_class_list(drivable_classes, list(ckpt.class_names), list(ckpt.drivable_classes))
-    except ValueError as exc:
-        raise ConfigError(f"invalid parameter drivable_classes: {exc}") from None
-    try:
-        seg = Segmenter(ckpt, device=device, precision=precision,
-                        input_size=(width, height) if width else None, warmup=True,
-                        num_threads=num_threads or default_num_threads(), keep_aspect=keep_aspect)
-    except (CheckpointError, RuntimeError, ValueError, OSError) as exc:
-        raise ConfigError(f"cannot start the model from {path} on device {device!r} "
-                          f"({precision}): {' '.join(str(exc).split())}") from None
-    seg.weights_path = path
-    return seg, drivable
-
-
 # ----------------------------------------------------------------------------- the pipeline
 class FramePipeline:
     """Newest-frame slot + worker thread + the products of each frame; see the module docstring.
@@ -357,6 +290,10 @@ class FramePipeline:
         with self._cond:
             self._cond.notify()
         return changed
+
+    def enable(self, output: str, on: bool) -> bool:
+        """Switch an output on or off (see :meth:`PipelineSettings.enable`)."""
+        return self.settings.enable(output, on)
 
     def stats(self) -> dict[str, int]:
         """Frame counters.

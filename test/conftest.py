@@ -1,7 +1,8 @@
 """Shared test set-up.
 
 Every test session gets its own DDS domain, confined to this host, so that parallel
-runs (and other ROS graphs on the machine) never see each other's topics.
+runs (and other ROS graphs on the machine) never see each other's topics, and its own
+cache of converted networks.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import pytest
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+# Converted networks (OpenVINO, ONNX Runtime) are cached per test session, never in the user's cache.
+if "ROADSEG_CACHE_DIR" not in os.environ:
+    import tempfile
+    os.environ["ROADSEG_CACHE_DIR"] = tempfile.mkdtemp(prefix="roadseg-test-cache-")
 
 
 @pytest.fixture(scope="module")

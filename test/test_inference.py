@@ -211,8 +211,18 @@ def test_fp16_on_cpu_is_refused(ckpt_path):
 
 
 def test_invalid_precision(ckpt_path):
-    with pytest.raises(ValueError, match="precision 'int8'.*fp32, fp16, bf16"):
-        Segmenter(ckpt_path, device="cpu", precision="int8")
+    with pytest.raises(ValueError, match="precision 'int4'.*auto, fp32, fp16, bf16, int8"):
+        Segmenter(ckpt_path, device="cpu", precision="int4")
+
+
+def test_a_precision_torch_cannot_run_falls_back_with_a_reason(ckpt_path, seg, caplog):
+    with caplog.at_level(logging.WARNING, logger="roadseg_ros"):
+        torch_int8 = Segmenter(ckpt_path, device="cpu", precision="int8")
+    assert (torch_int8.backend, torch_int8.precision) == ("torch", "fp32")
+    assert "precision int8 is not supported by torch on cpu" in torch_int8.backend_reason
+    assert any("int8" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    rgb = scene(48, 64, seed=5)
+    assert np.array_equal(torch_int8.predict(rgb).mask, seg.predict(rgb).mask)
 
 
 def test_bf16_on_cpu(ckpt_path, seg):

@@ -133,7 +133,7 @@ def test_the_grid_needs_camera_info_and_disabled_outputs_are_skipped(segmenter) 
     pipe = make(segmenter, host)
     assert not pipe.has_camera_info()
     pipe.set_camera_info([80.0, 0, W / 2, 0, 80.0, H / 2, 0, 0, 1], W, H)
-    assert pipe.set("publish_mask", False) and not pipe.set("device", "cuda")
+    assert pipe.enable("mask", False) and not pipe.enable("device", False) and not pipe.set("device", "cuda")
     pipe.process(Frame(frame(2), time.monotonic()))
     assert host.names() == ["drivable_grid", "drivable_area"]
     grid = host.emitted[0][1]
@@ -145,7 +145,7 @@ def test_nothing_wanted_means_no_network_run(segmenter) -> None:
     pipe = make(segmenter, host)
     pipe.process(Frame(frame(3), time.monotonic()))
     host.demand = {"mask"}
-    pipe.set("publish_mask", False)               # wanted by a reader, but switched off
+    pipe.enable("mask", False)                    # wanted by a reader, but switched off
     pipe.process(Frame(frame(4), time.monotonic()))
     assert host.emitted == [] and pipe.stats()["idle"] == 2 and pipe.stats()["processed"] == 0
 

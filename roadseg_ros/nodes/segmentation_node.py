@@ -49,13 +49,8 @@ from roadseg_ros.msg import DrivableArea
 from roadseg_ros.nodes.common import EngineLogHandler, run_node
 from roadseg_ros.nodes.messages import classes_msg, diagnostic_array, product_msg
 from roadseg_ros.nodes.params import MODEL_FACTS, SEGMENTATION, declare_parameters
-from roadseg_ros.pipeline import (
-    FramePipeline,
-    PipelineSettings,
-    SequenceGaps,
-    configure_process,
-    load_segmenter,
-)
+from roadseg_ros.pipeline import FramePipeline, PipelineSettings, SequenceGaps
+from roadseg_ros.runtime import configure_process, load_segmenter
 
 __all__ = ["SegmentationNode", "main", "ConfigError"]
 
@@ -92,9 +87,10 @@ class SegmentationNode(Node):
     def _setup(self) -> None:
         cfg = self._cfg = declare_parameters(self, SEGMENTATION)
         self.segmenter, drivable = load_segmenter(
-            cfg["weights"], device=cfg["device"], precision=cfg["precision"],
+            cfg["weights"], device=cfg["device"], precision=cfg["precision"], backend=cfg["backend"],
             input_size=(cfg["input_width"], cfg["input_height"]), num_threads=cfg["num_threads"],
-            drivable_classes=cfg["drivable_classes"], keep_aspect=cfg["keep_aspect"])
+            drivable_classes=cfg["drivable_classes"], keep_aspect=cfg["keep_aspect"],
+            cache_dir=cfg["cache_dir"], how="-p weights:=PATH")
         seg = self.segmenter
         self._weights_label = str(seg.weights_path or "")
         self._pubs = {name: self.create_publisher(msg_type, f"~/{name}",
@@ -111,7 +107,7 @@ class SegmentationNode(Node):
 
         settings = PipelineSettings()
         for name in SEGMENTATION.dynamic():
-            settings.set(name, cfg[name])
+            _apply_setting(settings, name, cfg[name])
         self.pipeline = FramePipeline(
             seg, drivable_classes=drivable, decode=self._decode, demand=self._demand, emit=self._publish,
             warn=self.get_logger().warning, settings=settings,
@@ -128,7 +124,7 @@ class SegmentationNode(Node):
         shape = " pixels, shaped like the camera" if seg.keep_aspect else ""
         self.get_logger().info(
             f"ready: {seg.model_name} from {self._weights_label or 'memory'} on {seg.device} "
-            f"({seg.precision}, network {w}x{h}{shape}); input {self._image_sub.topic_name} "
+            f"({seg.backend} {seg.precision}, network {w}x{h}{shape}); input {self._image_sub.topic_name} "
             f"({'reliable' if self._sub_reliable else 'best effort'}, qos {cfg['input_qos']})")
 
     def _publish_classes(self, drivable: list[int]) -> None:
@@ -210,12 +206,13 @@ class SegmentationNode(Node):
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         for p in params:
-            self.pipeline.set(p.name, p.value)
+            _apply_setting(self.pipeline, p.name, p.value)
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
         seg = self.segmenter
-        extra = {"device": str(seg.device), "precision": seg.precision, "allocator": allocator_status(),
+        extra = {"device": str(seg.device), "backend": seg.backend, "precision": seg.precision,
+                 "backend_reason": seg.backend_reason, "allocator": allocator_status(),
                  "model": seg.model_name, "weights": self._weights_label,
                  "input_topic": self._image_sub.topic_name,
                  "input_reliability": "reliable" if self._sub_reliable else "best_effort"}
@@ -237,6 +234,14 @@ class SegmentationNode(Node):
         """Stop the worker (it finishes the frame in progress) before the publishers go away."""
         self._teardown()
         super().destroy_node()
+
+
+def _apply_setting(target: FramePipeline | PipelineSettings, name: str, value: Any) -> bool:
+    """A dynamic node parameter onto the pipeline: ``publish_<output>`` switches an output,
+    the others (``overlay_alpha``, ``max_rate_hz``, ``warn_throttle_s``) carry their names over."""
+    if name.startswith("publish_"):
+        return target.enable(name[len("publish_"):], bool(value))
+    return target.set(name, value)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -41,7 +41,7 @@ def test_bench_node_smoke_run(tmp_path: Path, save_tiny_checkpoint) -> None:
 
 def test_raw_predict_node_and_baseline_get_one_thread_count() -> None:
     # --quick used to time raw predict with torch's 2 threads against the 1-thread node (59%).
-    from roadseg_ros.pipeline import default_num_threads
+    from roadseg_ros.runtime import default_num_threads
 
     spec = importlib.util.spec_from_file_location("bench_node", ROOT / "benchmarks" / "bench_node.py")
     bench = importlib.util.module_from_spec(spec)
