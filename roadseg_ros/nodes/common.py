@@ -115,13 +115,7 @@ def usage(name: str, doc: str | None = None) -> str:
     table = TABLES.get(name)
     if table is not None:
         lines += ["", "parameters (NAME: type = default  description):"]
-        for p in table.params:
-            kind = type(p.default).__name__ if not isinstance(p.default, list) \
-                else f"{type(p.default[0]).__name__}[]"
-            extra = f" One of: {', '.join(p.choices)}." if p.choices else \
-                f" Range [{p.low}, {p.high}]." if p.low is not None else ""
-            lines.append(f"  {p.name}: {kind} = {p.default!r}  {p.description}{extra}"
-                         f"{' (dynamic)' if p.dynamic else ''}")
+        lines += [p.help_line() for p in table.params]
     return "\n".join(lines)
 
 

@@ -3,7 +3,9 @@
 Everything about a parameter lives in its node's :class:`ParamTable`, so the declarations
 (what ``ros2 param describe`` shows), the validation at startup and at runtime, the
 README's table and ``config/roadseg.yaml`` (generated from the segmentation node's table;
-a test checks it is current) cannot drift apart.
+a test checks it is current) cannot drift apart. Each :class:`ParamSpec` renders itself in
+all of them (descriptor, README row, YAML entry, ``--help`` line) from one wording of its
+limits (:meth:`ParamSpec.limits_text`) and one type name (:attr:`ParamSpec.type_name`).
 
 Only parameters whose change needs no rebuild (overlay alpha, which outputs to publish,
 rate limit, warning throttle) are dynamic; everything else is declared ``read_only``
@@ -21,7 +23,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.exceptions import ParameterException
@@ -29,6 +31,7 @@ from rclpy.node import Node
 
 from roadseg_ros.config import CARLA_LABEL_SCHEMES, PRECISIONS, ConfigError, check_device, one_line
 from roadseg_ros.image_codec import SUPPORTED_ENCODINGS
+from roadseg_ros.pipeline import OUTPUTS
 
 __all__ = ["ParamSpec", "ParamTable", "ConfigError", "declare_parameters", "SEGMENTATION", "CAMERA_SOURCE",
            "RECORDER", "CARLA_BRIDGE", "CARLA_EVALUATOR", "TABLES", "MODEL_FACTS", "markdown_table",
@@ -38,9 +41,40 @@ QOS_CHOICES = ("auto", "reliable", "best_effort")
 _INT_MAX = 2**31 - 1
 
 
+class _TypeNames(NamedTuple):
+    short: str      # the README's table and --help
+    noun: str       # the error for an override of the wrong type
+
+
+#: The names of each ROS parameter type, spelled once.
+_TYPE_NAMES: dict[int, _TypeNames] = {
+    ParameterType.PARAMETER_BOOL: _TypeNames("bool", "a boolean (true/false)"),
+    ParameterType.PARAMETER_INTEGER: _TypeNames("int", "an integer"),
+    ParameterType.PARAMETER_DOUBLE: _TypeNames("double", "a floating-point number (e.g. 1.0)"),
+    ParameterType.PARAMETER_STRING: _TypeNames("string", "a string"),
+    ParameterType.PARAMETER_INTEGER_ARRAY: _TypeNames("int[]", "a list of integers"),
+    ParameterType.PARAMETER_DOUBLE_ARRAY: _TypeNames("double[]", "a list of floating-point numbers"),
+}
+
+
+def _literal(value: Any) -> str:
+    """``value`` as YAML and ``-p NAME:=VALUE`` write it (``true``, ``"text"``, ``[1, 2]``)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return repr(value)
+
+
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: ROS type (from the default), default, description and constraints."""
+    """One parameter: ROS type (from the default), default, description and constraints.
+
+    It renders itself wherever a parameter is shown (:meth:`descriptor`, :meth:`markdown_row`,
+    :meth:`yaml_lines`, :meth:`help_line`), so adding a parameter to a table is one entry.
+    """
 
     name: str
     default: Any
@@ -50,6 +84,10 @@ class ParamSpec:
     choices: tuple[str, ...] | None = None
     check: Callable[[Any], str | None] | None = None   # extra check: returns the reason or None
     dynamic: bool = False             # may change while running
+
+    def __post_init__(self) -> None:
+        if (self.low is None) != (self.high is None) or (self.choices and self.low is not None):
+            raise ValueError(f"parameter {self.name}: give low and high together, or choices, not both")
 
     @property
     def ros_type(self) -> int:
@@ -65,25 +103,65 @@ class ParamSpec:
             return ParameterType.PARAMETER_DOUBLE
         return ParameterType.PARAMETER_STRING
 
-    def descriptor(self) -> ParameterDescriptor:
-        text = self.description
+    @property
+    def type_name(self) -> str:
+        """The type as the README's table and ``--help`` name it (``double``, ``int[]``)."""
+        return _TYPE_NAMES[self.ros_type].short
+
+    def limits_text(self) -> str:
+        """The allowed values in words (``one of: a, b`` or ``range [0.0, 1.0]``); empty when any goes.
+
+        The one wording of the limits: the descriptor, the README's table, the YAML comment,
+        ``--help`` and the range errors all show this text.
+        """
         if self.choices:
-            text += f" One of: {', '.join(self.choices)}."
-        d = ParameterDescriptor(name=self.name, type=self.ros_type, description=text,
-                                read_only=not self.dynamic)
+            return f"one of: {', '.join(self.choices)}"
+        if self.low is not None:
+            return f"range [{self.low}, {self.high}]"
+        return ""
+
+    def help_text(self) -> str:
+        """The description, then the limits as a sentence (descriptor, YAML comment, ``--help``)."""
+        limits = self.limits_text()
+        return f"{self.description} {limits[0].upper()}{limits[1:]}." if limits else self.description
+
+    def descriptor(self) -> ParameterDescriptor:
+        """What ``ros2 param describe`` shows, and what rclpy enforces (type, range, read-only).
+
+        A range goes into the descriptor's own fields (describe lists them as constraints);
+        choices have no such field, so their limits text joins the description.
+        """
+        d = ParameterDescriptor(name=self.name, type=self.ros_type, read_only=not self.dynamic,
+                                description=self.help_text() if self.choices else self.description)
         if self.low is not None and self.ros_type == ParameterType.PARAMETER_INTEGER:
             d.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=0)]
         elif self.low is not None and self.ros_type == ParameterType.PARAMETER_DOUBLE:
             d.floating_point_range = [FloatingPointRange(from_value=float(self.low),
                                                          to_value=float(self.high), step=0.0)]
-        if self.choices:
-            d.additional_constraints = f"one of: {', '.join(self.choices)}"
+        if self.choices:    # a range has its own fields above; choices have only this text
+            d.additional_constraints = self.limits_text()
         return d
+
+    def markdown_row(self) -> str:
+        """This parameter's row of the README's table (see :func:`markdown_table`)."""
+        return (f"| `{self.name}` | {self.type_name} | `{_literal(self.default)}` | {self.limits_text()} | "
+                f"{'yes' if self.dynamic else 'no'} | {self.description.replace('|', '/')} |")
+
+    def yaml_lines(self, value: Any) -> list[str]:
+        """This parameter in a ``--params-file`` (see :func:`yaml_text`): a comment, then ``name: value``."""
+        comment = self.help_text() + (" (dynamic)" if self.dynamic else "")
+        return [*textwrap.wrap(comment, width=100, initial_indent="    # ", subsequent_indent="    # "),
+                f"    {self.name}: {_literal(value)}"]
+
+    def help_line(self) -> str:
+        """This parameter's line of its node's ``--help``: ``NAME: type = default  help``."""
+        return (f"  {self.name}: {self.type_name} = {_literal(self.default)}  {self.help_text()}"
+                f"{' (dynamic)' if self.dynamic else ''}")
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is invalid on its own (``None`` when it is fine)."""
         if self.low is not None and not (self.low <= value <= self.high):
-            return f"{self.name}={value!r} is out of range [{self.low}, {self.high}]"
+            return f"{self.name}={value!r} is out of {self.limits_text()}"
         if self.choices and value not in self.choices:
             return f"{self.name}={value!r} is not valid; valid choices: {', '.join(self.choices)}"
         if self.check is not None:
@@ -191,9 +269,6 @@ def _sync_check(name: str, value: Any, values: dict[str, Any]) -> str | None:
 
 
 # ----------------------------------------------------------------------------- the tables
-#: The pipeline's outputs (OUTPUTS) in the order the README and the YAML have always listed them.
-PUBLISHED = ("mask", "overlay", "color_mask", "confidence", "drivable_area", "drivable_grid")
-
 SEGMENTATION = ParamTable("segmentation_node", (
     ParamSpec("weights", "", "Checkpoint file (.pt), or a bundled checkpoint's name (fcn8s_lite0); empty: "
               "the bundled default checkpoint."),
@@ -216,7 +291,7 @@ SEGMENTATION = ParamTable("segmentation_node", (
               16, 65536),
     ParamSpec("overlay_alpha", 0.5, "Weight of the class colours in ~/overlay.", 0.0, 1.0, dynamic=True),
     *(ParamSpec(f"publish_{name}", True, f"Publish ~/{name} (computed only while someone subscribes).",
-                dynamic=True) for name in PUBLISHED),
+                dynamic=True) for name in OUTPUTS),
     ParamSpec("max_rate_hz", 0.0, "Process at most this many frames per second; 0: as fast as possible.",
               0.0, 1000.0, dynamic=True),
     ParamSpec("warn_throttle_s", 5.0, "Minimum seconds between repeated warnings about bad frames.",
@@ -332,24 +407,16 @@ TABLES: dict[str, ParamTable] = {t.executable: t for t in
 
 
 # ----------------------------------------------------------------------------- declaring
-_TYPE_NAMES = {ParameterType.PARAMETER_BOOL: "a boolean (true/false)",
-               ParameterType.PARAMETER_INTEGER: "an integer",
-               ParameterType.PARAMETER_DOUBLE: "a floating-point number (e.g. 1.0)",
-               ParameterType.PARAMETER_STRING: "a string",
-               ParameterType.PARAMETER_INTEGER_ARRAY: "a list of integers",
-               ParameterType.PARAMETER_DOUBLE_ARRAY: "a list of floating-point numbers"}
-
-
 def _declare_error(p: ParamSpec, exc: ParameterException) -> str:
     """One readable line for rclpy's rejection of an override (wrong type or out of range)."""
     text = one_line(exc)
     wrong_type = re.search(r"to '(.*)' of type '(\w+)', expecting type", text)
     if wrong_type:
-        return (f"invalid parameter {p.name}={wrong_type.group(1)!r}: expected {_TYPE_NAMES[p.ros_type]}, "
-                f"got {wrong_type.group(2).lower()}")
+        return (f"invalid parameter {p.name}={wrong_type.group(1)!r}: "
+                f"expected {_TYPE_NAMES[p.ros_type].noun}, got {wrong_type.group(2).lower()}")
     value = re.search(r"Invalid parameter value \((.*?)\) for parameter", text)
     if value and p.low is not None:
-        return f"invalid parameter {p.name}={value.group(1)}: out of range [{p.low}, {p.high}]"
+        return f"invalid parameter {p.name}={value.group(1)}: out of {p.limits_text()}"
     return f"invalid parameter {p.name}: {text}"
 
 
@@ -375,39 +442,13 @@ def declare_parameters(node: Node, table: ParamTable) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- documents
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
-    return repr(value)
-
-
-def _limits(p: ParamSpec) -> str:
-    if p.choices:
-        return ", ".join(p.choices)
-    if p.low is not None:
-        return f"[{p.low}, {p.high}]"
-    return ""
-
-
 def markdown_table(table: ParamTable = SEGMENTATION) -> str:
     """The README's parameter table, generated from ``table`` so the docs cannot drift.
 
     Regenerate the README section with ``python -m roadseg_ros.nodes.params``.
     """
-    rows = ["| parameter | type | default | range / choices | runtime | description |",
-            "|---|---|---|---|---|---|"]
-    type_names = {ParameterType.PARAMETER_BOOL: "bool", ParameterType.PARAMETER_INTEGER: "int",
-                  ParameterType.PARAMETER_DOUBLE: "double", ParameterType.PARAMETER_STRING: "string",
-                  ParameterType.PARAMETER_INTEGER_ARRAY: "int[]",
-                  ParameterType.PARAMETER_DOUBLE_ARRAY: "double[]"}
-    for p in table.params:
-        rows.append(f"| `{p.name}` | {type_names[p.ros_type]} | `{_literal(p.default)}` | {_limits(p)} | "
-                    f"{'yes' if p.dynamic else 'no'} | {p.description.replace('|', '/')} |")
-    return "\n".join(rows)
+    rows = ["| parameter | type | default | limits | runtime | description |", "|---|---|---|---|---|---|"]
+    return "\n".join(rows + [p.markdown_row() for p in table.params])
 
 
 YAML_HEADER = """\
@@ -427,15 +468,7 @@ def yaml_text(table: ParamTable = SEGMENTATION, values: dict[str, Any] | None = 
     values = {**table.defaults(), **(values or {})}
     lines = [YAML_HEADER.rstrip("\n"), "/**:", "  ros__parameters:"]
     for p in table.params:
-        comment = p.description
-        if p.choices:
-            comment += f" One of: {', '.join(p.choices)}."
-        elif p.low is not None:
-            comment += f" Range [{p.low}, {p.high}]."
-        if p.dynamic:
-            comment += " (dynamic)"
-        lines += textwrap.wrap(comment, width=100, initial_indent="    # ", subsequent_indent="    # ")
-        lines.append(f"    {p.name}: {_literal(values[p.name])}")
+        lines += p.yaml_lines(values[p.name])
     return "\n".join(lines) + "\n"
 
 

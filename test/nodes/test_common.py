@@ -60,7 +60,12 @@ def test_help_prints_usage_and_starts_nothing(argv, capsys) -> None:
     assert run_node("camera_source", _never, argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: ros2 run roadseg_ros camera_source")
-    assert "  rate_hz: float = 10.0" in out and "wait_for_subscribers" in out
+    # Each parameter's line as the README and the YAML word it: type name, literal, limits.
+    assert "\n  rate_hz: double = 10.0  Frames published per second (a recording: only when bag_rate " \
+           "is 0). Range [0.01, 1000.0].\n" in out
+    assert '\n  reliability: string = "reliable"  Reliability of the two publishers. One of: reliable, ' \
+           "best_effort.\n" in out
+    assert "\n  wait_for_subscribers: bool = false  " in out
     assert not rclpy.ok()
 
 

@@ -23,9 +23,9 @@ from roadseg_ros.nodes.params import (  # noqa: E402
     CAMERA_SOURCE,
     CARLA_BRIDGE,
     CARLA_EVALUATOR,
-    PUBLISHED,
     SEGMENTATION,
     TABLES,
+    ParamSpec,
     declare_parameters,
     markdown_table,
     yaml_text,
@@ -45,8 +45,61 @@ def test_readme_parameter_table_is_current() -> None:
 
 
 def test_every_pipeline_output_has_a_publish_flag() -> None:
-    assert sorted(PUBLISHED) == sorted(OUTPUTS)
-    assert {f"publish_{name}" for name in OUTPUTS} <= set(SEGMENTATION.names)
+    """One dynamic ``publish_<output>`` per pipeline output, in the pipeline's order: the flags come
+    from ``pipeline.OUTPUTS``, so a new output gets its flag (and README row) without a second list."""
+    flags = [p for p in SEGMENTATION.params if p.name.startswith("publish_")]
+    assert [p.name for p in flags] == [f"publish_{name}" for name in OUTPUTS]
+    assert all(p.dynamic and p.default is True for p in flags)
+
+
+def test_a_range_renders_the_same_everywhere() -> None:
+    p = ParamSpec("alpha", 0.5, "Blend weight.", 0.0, 1.0, dynamic=True)
+    assert (p.type_name, p.limits_text()) == ("double", "range [0.0, 1.0]")
+    assert p.help_text() == "Blend weight. Range [0.0, 1.0]."
+    assert p.markdown_row() == "| `alpha` | double | `0.5` | range [0.0, 1.0] | yes | Blend weight. |"
+    assert p.yaml_lines(0.25) == ["    # Blend weight. Range [0.0, 1.0]. (dynamic)", "    alpha: 0.25"]
+    assert p.help_line() == "  alpha: double = 0.5  Blend weight. Range [0.0, 1.0]. (dynamic)"
+    d = p.descriptor()
+    assert d.description == "Blend weight." and not d.read_only and not d.additional_constraints
+    assert [(r.from_value, r.to_value) for r in d.floating_point_range] == [(0.0, 1.0)]
+    assert p.problem(1.5) == "alpha=1.5 is out of range [0.0, 1.0]" and p.problem(1.0) is None
+
+
+def test_choices_render_the_same_everywhere() -> None:
+    p = ParamSpec("mode", "fast", "How | when.", choices=("fast", "exact"))
+    assert (p.type_name, p.limits_text()) == ("string", "one of: fast, exact")
+    assert p.markdown_row() == '| `mode` | string | `"fast"` | one of: fast, exact | no | How / when. |'
+    assert p.yaml_lines("exact") == ["    # How | when. One of: fast, exact.", '    mode: "exact"']
+    assert p.help_line() == '  mode: string = "fast"  How | when. One of: fast, exact.'
+    d = p.descriptor()
+    assert d.read_only and d.description == "How | when. One of: fast, exact."
+    assert d.additional_constraints == "one of: fast, exact"
+    assert p.problem("slow") == "mode='slow' is not valid; valid choices: fast, exact"
+
+
+def test_unlimited_parameters_render_no_limits_and_bad_limits_are_refused() -> None:
+    p = ParamSpec("ids", [-1], "Class ids.")
+    assert (p.type_name, p.limits_text(), p.help_text()) == ("int[]", "", "Class ids.")
+    assert p.markdown_row() == "| `ids` | int[] | `[-1]` |  | no | Class ids. |"
+    assert p.help_line() == "  ids: int[] = [-1]  Class ids."
+    with pytest.raises(ValueError, match="low and high together"):
+        ParamSpec("n", 1, "N.", low=0)
+    with pytest.raises(ValueError, match="not both"):
+        ParamSpec("n", "a", "N.", 0, 1, choices=("a",))
+
+
+@pytest.mark.parametrize("table", list(TABLES.values()), ids=list(TABLES))
+def test_every_table_shows_one_type_name_and_one_limits_text(table) -> None:
+    markdown, yaml_doc = markdown_table(table), yaml_text(table)
+    for p in table.params:
+        row = p.markdown_row()
+        assert row in markdown and f" | {p.type_name} | " in row and f" | {p.limits_text()} | " in row
+        assert p.help_line().startswith(f"  {p.name}: {p.type_name} = ") and p.help_text() in p.help_line()
+        lines = p.yaml_lines(p.default)
+        assert "\n".join(lines) in yaml_doc
+        comment = " ".join(line.removeprefix("    # ") for line in lines[:-1])
+        assert comment == p.help_text() + (" (dynamic)" if p.dynamic else "")
+        assert p.help_text().endswith(f"{p.limits_text()[1:]}." if p.limits_text() else p.description)
 
 
 def test_every_parameter_is_documented_once() -> None:
