@@ -17,7 +17,8 @@ from pathlib import Path
 __all__ = [
     "ConfigError", "WeightsError", "one_line",
     "parse_size", "size_type", "fit_aspect", "DEVICE_CHOICES", "check_device",
-    "PRECISIONS", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "DATASET_IMAGE_EXTENSIONS", "DATASET_NAMES",
+    "PRECISIONS", "BACKENDS", "add_runtime_arguments",
+    "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "DATASET_IMAGE_EXTENSIONS", "DATASET_NAMES",
     "DEFAULT_EVAL_SPLITS", "SQUEEZED_DATASETS", "DATASET_LICENSES", "dataset_licenses",
     "CARLA_LABEL_SCHEMES", "default_weights_path", "bundled_weights", "resolve_weights",
 ]
@@ -104,8 +105,27 @@ def check_device(value: str) -> str | None:
     return None if _DEVICE_RE.match(str(value)) else f"valid choices: {DEVICE_CHOICES}"
 
 
-#: Network precisions, in the order the help texts list them (fp16 needs CUDA).
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")
+#: Network precisions, in the order the help texts list them: ``auto`` lets the backend choice
+#: pick (see ``roadseg_ros.backends.choose``), fp16 needs CUDA, int8 needs a calibrated
+#: model of the checkpoint (``roadseg-quantize``) and the OpenVINO backend.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16", "int8")
+#: Runtimes the network can run in (``roadseg_ros.backends``): ``auto`` picks by device and by
+#: what is installed; ``torch`` is eager PyTorch; ``openvino`` and ``onnxruntime`` run on the CPU.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "openvino", "onnxruntime")
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--precision`` with the node's words and defaults, for every tool.
+
+    ``auto`` for both, as in the node: a tool scores or segments with what the node would
+    run, unless told otherwise.
+    """
+    parser.add_argument("--backend", default="auto", choices=list(BACKENDS),
+                        help="network runtime (default: %(default)s: OpenVINO on the CPU where installed, "
+                             "torch on CUDA; one that cannot run here falls back to torch, logged)")
+    parser.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                        help="network precision (default: %(default)s: the backend's fastest proven one; "
+                             "fp16 needs CUDA, int8 needs OpenVINO and a calibrated checkpoint)")
+
 
 # ----------------------------------------------------------------------------- files
 #: Still images OpenCV reads, for folders of frames (camera source, roadseg-infer).

@@ -29,7 +29,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 
-from roadseg_ros.config import CARLA_LABEL_SCHEMES, PRECISIONS, ConfigError, check_device, one_line
+from roadseg_ros.config import BACKENDS, CARLA_LABEL_SCHEMES, PRECISIONS, ConfigError, check_device, one_line
 from roadseg_ros.image_codec import SUPPORTED_ENCODINGS
 from roadseg_ros.pipeline import OUTPUTS
 
@@ -274,7 +274,14 @@ SEGMENTATION = ParamTable("segmentation_node", (
               "the bundled default checkpoint."),
     ParamSpec("device", "auto", "Where the network runs: auto (CUDA if available, else CPU with a warning), "
               "cpu, cuda, cuda:N.", check=_device_check),
-    ParamSpec("precision", "fp32", "Network precision (fp16 needs CUDA).", choices=PRECISIONS),
+    ParamSpec("backend", "auto", "Network runtime: auto (OpenVINO on the CPU where installed, torch on "
+              "CUDA), torch, openvino, onnxruntime; one that cannot run here is a logged fallback to torch.",
+              choices=BACKENDS),
+    ParamSpec("precision", "auto", "Network precision: auto (the backend's fastest proven one: bf16 or int8 "
+              "with OpenVINO where the CPU has the instructions, fp16 on CUDA), fp32, fp16 (CUDA), bf16, "
+              "int8 (OpenVINO, calibrated weights).", choices=PRECISIONS),
+    ParamSpec("cache_dir", "", "Where converted networks are cached between starts; empty: "
+              "$XDG_CACHE_HOME/roadseg_ros (~/.cache/roadseg_ros)."),
     ParamSpec("num_threads", 0, "CPU threads for the network; 0: half the CPU cores (at least 1).", 0, 256),
     ParamSpec("input_width", 0, "Network input width in pixels; 0: the checkpoint's.", 0, 8192),
     ParamSpec("input_height", 0, "Network input height in pixels; 0: the checkpoint's.", 0, 8192),
