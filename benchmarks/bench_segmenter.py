@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Latency and throughput of ``Segmenter.predict`` against a plain baseline, per model.
+"""Latency and throughput of ``Segmenter.predict`` against a plain baseline, per model and backend.
 
-For every (model, device, precision, image size, batch) it measures, in the same run:
+For every (model, device, backend, precision, image size, batch) it measures, in the same run:
 
 * ``predict``: :meth:`roadseg_ros.inference.Segmenter.predict` on BGR uint8 frames
   (mask + confidence at the image resolution), the network running at the image size;
@@ -11,12 +11,19 @@ For every (model, device, precision, image size, batch) it measures, in the same
   + numpy normalisation on the CPU, float32, a new tensor per frame, softmax/arg-max on
   the CPU.
 
-Random weights (timing does not depend on them). Figures: median and p90 latency per
-call, frames/s (batch / median). Output: a table on stdout, ``--json``, ``--markdown``.
+Random weights (timing does not depend on them), or ``--weights`` (a checkpoint or a bundled
+name: int8 needs one with calibrated ranges). ``--backends torch openvino onnxruntime`` puts
+the runtimes side by side, each at ``--precisions`` (default: every precision it runs here);
+``vs torch`` is predict's speed-up over torch fp32 predict at the same model, size and batch.
+A combination that cannot run here (the Segmenter fell back) is a row saying why.
+Figures: median and p90 latency per call, frames/s (batch / median). Output: a table on
+stdout, ``--json``, ``--markdown``.
 
     ./dev.sh run python benchmarks/bench_segmenter.py --quick
     ./dev.sh run python benchmarks/bench_segmenter.py --models roadnet_small --sizes 576x160 --batches 1
     ./dev.sh run python benchmarks/bench_segmenter.py --json bench.json --markdown bench.md   # everything
+    ./dev.sh run python benchmarks/bench_segmenter.py --weights roadseg_default --backends torch openvino \
+        --sizes 576x160 1242x375 1280x720 --batches 1 4 --threads 2 --no-baseline
 
 A full run of every model at every size is long on a small CPU; ``--max-seconds`` caps
 the time spent per measurement (at least ``--min-iters`` calls are always timed).
@@ -39,11 +46,13 @@ import cv2
 import numpy as np
 import torch
 
-from roadseg_ros.checkpoint import Checkpoint, model_from_checkpoint
+from roadseg_ros.backends import SUPPORTED, runtime_missing
+from roadseg_ros.checkpoint import Checkpoint, load_weights, model_from_checkpoint
 from roadseg_ros.classes import CAMVID11
-from roadseg_ros.config import parse_size, size_type
+from roadseg_ros.config import BACKENDS, parse_size, size_type
 from roadseg_ros.inference import Segmenter
 from roadseg_ros.models import DEFAULT_MODEL, build_model, list_models, main_output
+from roadseg_ros.quantization import ranges_path_for
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -124,19 +133,24 @@ class Baseline:
         return mask.numpy().astype(np.uint8), conf.numpy()
 
 
-def bench_one(arch: str, device: torch.device, precision: str, size: tuple[int, int], batch: int,
-              args: argparse.Namespace, baseline: bool) -> dict:
+def bench_one(arch: str, device: torch.device, backend: str, precision: str, size: tuple[int, int],
+              batch: int, args: argparse.Namespace, baseline: bool,
+              weights: tuple[Path, Checkpoint] | None = None) -> dict:
     w, h = size
-    row = {"model": arch, "device": str(device), "precision": precision, "size": f"{w}x{h}", "batch": batch}
-    ckpt = make_checkpoint(arch, size)
+    row = {"model": arch, "device": str(device), "backend": backend, "precision": precision,
+           "size": f"{w}x{h}", "batch": batch}
+    ckpt = weights[1] if weights is not None else make_checkpoint(arch, size)
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
     frames_in = frames[0] if batch == 1 else frames
     timing = dict(device=device, warmup=args.warmup, min_iters=args.min_iters, max_iters=args.iters,
                   max_seconds=args.max_seconds)
     seg = Segmenter(ckpt, device=str(device), precision=precision, input_size=size, compile=args.compile,
-                    fuse_batchnorm=not args.no_fuse,
-                    warmup=True)
+                    fuse_batchnorm=not args.no_fuse, warmup=True, backend=backend, num_threads=args.threads,
+                    int8_ranges=ranges_path_for(weights[0]) if weights is not None else None)
+    if (seg.backend, seg.precision) != (backend, precision):
+        row["error"] = f"not run here: {seg.backend_reason}"[:200]
+        return row
     with_conf = not args.no_confidence
     stage_sums = {"preprocess_ms": 0.0, "inference_ms": 0.0, "postprocess_ms": 0.0}
 
@@ -149,7 +163,7 @@ def bench_one(arch: str, device: torch.device, precision: str, size: tuple[int, 
 
     def run_network() -> None:
         with torch.inference_mode():
-            seg._forward(x)
+            seg._network(x)
 
     fns = {"predict": run_predict, "network": run_network}
     if baseline:
@@ -170,8 +184,19 @@ def bench_one(arch: str, device: torch.device, precision: str, size: tuple[int, 
     return row
 
 
+def add_ratios(rows: list[dict]) -> None:
+    """``vs_torch``: predict frames/s over torch fp32 predict's at the same model, device, size and batch."""
+    ref = {(r["model"], r["device"], r["size"], r["batch"]): r["predict"]["fps"] for r in rows
+           if "error" not in r and r["backend"] == "torch" and r["precision"] == "fp32"}
+    for r in rows:
+        key = (r["model"], r["device"], r["size"], r["batch"])
+        if "error" not in r and key in ref:
+            r["vs_torch"] = r["predict"]["fps"] / ref[key]
+
+
 def one_line(row: dict) -> str:
-    head = f"{row['model']:26s} {row['device']:6s} {row['precision']} {row['size']:>9s} b{row['batch']}:"
+    head = (f"{row['model']:18s} {row['device']:6s} {row['backend']:11s} {row['precision']:4s} "
+            f"{row['size']:>9s} b{row['batch']}:")
     if "error" in row:
         return f"{head} ERROR {row['error']}"
     p = row["predict"]
@@ -186,20 +211,22 @@ def markdown(rows: list[dict], meta: dict) -> str:
     load = ", ".join(f"{v:.1f}" for v in meta["load_average_at_start"])
     lines = [f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['cpu_threads']} CPU thread(s); "
              f"load average at start {load}; {meta['date']}; command: `{meta['command']}`", "",
-             "| model | device | prec. | size | batch | predict median ms | p90 ms | frames/s | network ms "
-             "| overhead ms (%) | baseline median ms | baseline frames/s | speed-up |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | device | backend | prec. | size | batch | predict median ms | p90 ms | frames/s "
+             "| vs torch fp32 | network ms | overhead ms (%) | baseline median ms | baseline frames/s "
+             "| speed-up |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['device']} | {r['precision']} | {r['size']} | {r['batch']} "
-                         f"| error: {r['error']} |||||||| ")
+            lines.append(f"| {r['model']} | {r['device']} | {r['backend']} | {r['precision']} | {r['size']} "
+                         f"| {r['batch']} | {r['error']} ||||||||| ")
             continue
         p, n = r["predict"], r["network"]
         b = r.get("baseline")
         base = f"{b['median_ms']:.1f} | {b['fps']:.1f} | {r['speedup']:.2f}x" if b else "- | - | -"
-        lines.append(f"| {r['model']} | {r['device']} | {r['precision']} | {r['size']} | {r['batch']} "
-                     f"| {p['median_ms']:.1f} | {p['p90_ms']:.1f} | {p['fps']:.1f} | {n['median_ms']:.1f} "
-                     f"| {r['overhead_ms']:.1f} ({r['overhead_pct']:.0f}%) | {base} |")
+        ratio = f"{r['vs_torch']:.2f}x" if "vs_torch" in r else "-"
+        lines.append(f"| {r['model']} | {r['device']} | {r['backend']} | {r['precision']} | {r['size']} "
+                     f"| {r['batch']} | {p['median_ms']:.1f} | {p['p90_ms']:.1f} | {p['fps']:.1f} | {ratio} "
+                     f"| {n['median_ms']:.1f} | {r['overhead_ms']:.1f} ({r['overhead_pct']:.0f}%) | {base} |")
     return "\n".join(lines) + "\n"
 
 
@@ -210,8 +237,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"image = network sizes (default: {' '.join(DEFAULT_SIZES)})")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")
+    parser.add_argument("--backends", nargs="+", default=["torch"],
+                        choices=[b for b in BACKENDS if b != "auto"],
+                        help="runtimes side by side (default: %(default)s)")
     parser.add_argument("--precisions", nargs="+", default=None,
-                        help="default: fp32 on cpu; fp32 and fp16 on cuda (skipped where unsupported)")
+                        help="default: every precision each backend runs on the device (torch: fp32 on cpu, "
+                             "fp32 and fp16 on cuda); others are rows saying why not")
+    parser.add_argument("--weights", default=None,
+                        help="a checkpoint (or bundled name) instead of random weights; its model is "
+                             "measured")
     parser.add_argument("--iters", type=int, default=30, help="max timed calls per measurement")
     parser.add_argument("--min-iters", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3)
@@ -233,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         args.sizes = args.sizes or [(576, 160)]
         args.batches = [1]
         args.iters, args.warmup, args.max_seconds = min(args.iters, 15), 2, min(args.max_seconds, 3.0)
+    weights = None
+    if args.weights:
+        weights = load_weights(args.weights)
+        args.models = [weights[1].arch]
     models = args.models or list_models()
     unknown = [m for m in models if m not in list_models()]
     if unknown:
@@ -252,23 +290,32 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     for device_name in devices:
         device = torch.device(device_name)
-        precisions = args.precisions or (["fp32", "fp16"] if device.type == "cuda" else ["fp32"])
-        for precision in precisions:
-            for arch in models:
-                for size in sizes:
-                    for batch in args.batches:
-                        # the fp32 baseline is the same for every precision: measure it once
-                        baseline = not args.no_baseline and precision == precisions[0]
-                        try:
-                            row = bench_one(arch, device, precision, size, batch, args, baseline)
-                        except (RuntimeError, ValueError) as exc:  # OOM, unsupported precision
-                            row = {"model": arch, "device": device_name, "precision": precision,
-                                   "size": f"{size[0]}x{size[1]}", "batch": batch,
-                                   "error": str(exc).splitlines()[0][:120]}
-                            if device.type == "cuda":
-                                torch.cuda.empty_cache()
-                        rows.append(row)
-                        print(one_line(row), flush=True)
+        for backend in args.backends:
+            missing = runtime_missing(backend)
+            if missing:
+                print(f"skipping backend {backend}: {missing}", flush=True)
+                continue
+            default = (["fp32", "fp16"] if device.type == "cuda" else ["fp32"]) if backend == "torch" else \
+                list(SUPPORTED[backend].get(device.type, ()))
+            for precision in args.precisions or default:
+                for arch in models:
+                    for size in sizes:
+                        for batch in args.batches:
+                            # the fp32 baseline is the same for every precision: measure it once
+                            baseline = (not args.no_baseline and backend == "torch"
+                                        and precision == (args.precisions or default)[0])
+                            try:
+                                row = bench_one(arch, device, backend, precision, size, batch, args, baseline,
+                                                weights)
+                            except (RuntimeError, ValueError) as exc:  # OOM, unsupported precision
+                                row = {"model": arch, "device": device_name, "backend": backend,
+                                       "precision": precision, "size": f"{size[0]}x{size[1]}", "batch": batch,
+                                       "error": str(exc).splitlines()[0][:120]}
+                                if device.type == "cuda":
+                                    torch.cuda.empty_cache()
+                            rows.append(row)
+                            print(one_line(row), flush=True)
+    add_ratios(rows)
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     table = markdown(rows, meta)

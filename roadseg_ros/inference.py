@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -172,7 +173,9 @@ class Segmenter:
             :attr:`backend`, :attr:`precision` and :attr:`backend_reason`.
         cache_dir: where converted graphs are cached (``None``: the user's cache folder).
         int8_ranges: the calibration file for ``int8`` (``None``: beside ``weights``,
-            :func:`roadseg_ros.quantization.ranges_path_for`).
+            :func:`roadseg_ros.quantization.ranges_path_for`), or an
+            :class:`~roadseg_ros.quantization.Int8Ranges` (used as given: its accuracy is the
+            caller's to check, as ``roadseg-quantize`` does while measuring it).
         input_size: ``(width, height)`` the network runs at; ``None`` uses the
             checkpoint's training size. Images of any size are resized to it on the
             device and results are returned at the image's own size.
@@ -197,7 +200,7 @@ class Segmenter:
                  compile: bool | str = False, warmup: bool = True, num_threads: int | None = None,
                  fuse_batchnorm: bool = True, keep_freed_memory: bool = True,
                  keep_aspect: bool = False, backend: str = "torch", cache_dir: str | Path | None = None,
-                 int8_ranges: str | Path | None = None) -> None:
+                 int8_ranges: str | Path | Any = None) -> None:
         if num_threads is not None:
             if int(num_threads) < 1:
                 raise ValueError(f"num_threads must be >= 1, got {num_threads!r}")
@@ -226,11 +229,15 @@ class Segmenter:
         digest = ranges = None
         int8_why: str | None = "not looked for"
         if backend in ("auto", "openvino") and precision in ("auto", "int8") and self.device.type == "cpu":
-            from roadseg_ros.quantization import find_ranges, ranges_path_for
+            from roadseg_ros.quantization import Int8Ranges, find_ranges, ranges_path_for
             digest = weights_digest(ckpt.state_dict, ckpt.arch, ckpt.arch_kwargs)
             if int8_ranges is None and self.weights_path is not None:
                 int8_ranges = ranges_path_for(self.weights_path)
-            ranges, int8_why = find_ranges(int8_ranges, digest)
+            if isinstance(int8_ranges, Int8Ranges):   # in memory: the caller vouches for its accuracy
+                ranges = int8_ranges if int8_ranges.digest == digest else None
+                int8_why = None if ranges is not None else "the int8 ranges given are for other weights"
+            else:
+                ranges, int8_why = find_ranges(int8_ranges, digest)
         choice = choose(backend, precision, self.device, int8_ready=int8_why)
         _check_cuda_precision(choice, self.device)
 
@@ -332,6 +339,38 @@ class Segmenter:
         np.copyto(self._pinned.numpy(), batch)
         return self._pinned.to(self.device, non_blocking=True)
 
+    def _prepare(self, batch: np.ndarray, color_order: str, net_w: int, net_h: int) -> torch.Tensor:
+        """NxHxWx3 uint8 -> the normalised network input, ``net_w`` x ``net_h``, on the device."""
+        _, H, W, _ = batch.shape
+        x = self._upload(batch)
+        if color_order == "bgr":
+            x = x.index_select(3, self._bgr_index)  # uint8 copy, still NHWC
+        # The NCHW view of NHWC memory is channels_last, which every step below keeps.
+        x = x.permute(0, 3, 1, 2).to(self.dtype, memory_format=torch.channels_last)
+        resize = (net_h, net_w) != (H, W)
+        if resize and net_h * net_w < H * W:  # normalise whichever of the two is smaller
+            x = F.interpolate(x, size=(net_h, net_w), mode="bilinear", align_corners=False, antialias=False)
+            resize = False
+        x = x.mul_(self._scale).add_(self._shift)
+        if resize:
+            x = F.interpolate(x, size=(net_h, net_w), mode="bilinear", align_corners=False, antialias=False)
+        return x.contiguous(memory_format=torch.channels_last)  # no-op unless a step changed layout
+
+    def network_input(self, image: np.ndarray, color_order: str = "rgb") -> np.ndarray:
+        """The float32 ``[N,3,h,w]`` batch the network sees for ``image`` (HxWx3 or NxHxWx3 uint8).
+
+        Exactly :meth:`predict`'s pre-processing, for tools that feed the network themselves
+        (int8 calibration must see what the network will see).
+        """
+        if color_order not in COLOR_ORDERS:
+            raise ValueError(f"invalid color_order {color_order!r}; valid choices: {', '.join(COLOR_ORDERS)}")
+        image = self._validate(image)
+        batch = image[None] if image.ndim == 3 else image
+        net_w, net_h = self.network_size(batch.shape[2], batch.shape[1])
+        with self._lock, torch.inference_mode():
+            x = self._prepare(batch, color_order, net_w, net_h)
+            return x.float().contiguous().cpu().numpy()
+
     # ------------------------------------------------------------------ predict
     def predict(self, image: np.ndarray, color_order: str = "rgb", with_confidence: bool = True,
                 with_drivable_prob: bool = False) -> Prediction:
@@ -366,19 +405,7 @@ class Segmenter:
         if cuda:
             t_launch = time.perf_counter()
             events[0].record()  # GPU time from here covers the pinned staging copy and the upload
-        x = self._upload(batch)
-        if color_order == "bgr":
-            x = x.index_select(3, self._bgr_index)  # uint8 copy, still NHWC
-        # The NCHW view of NHWC memory is channels_last, which every step below keeps.
-        x = x.permute(0, 3, 1, 2).to(self.dtype, memory_format=torch.channels_last)
-        resize = (net_h, net_w) != (H, W)
-        if resize and net_h * net_w < H * W:  # normalise whichever of the two is smaller
-            x = F.interpolate(x, size=(net_h, net_w), mode="bilinear", align_corners=False, antialias=False)
-            resize = False
-        x = x.mul_(self._scale).add_(self._shift)
-        if resize:
-            x = F.interpolate(x, size=(net_h, net_w), mode="bilinear", align_corners=False, antialias=False)
-        x = x.contiguous(memory_format=torch.channels_last)  # no-op unless a step changed layout
+        x = self._prepare(batch, color_order, net_w, net_h)
         if cuda:
             events[1].record()
         else:

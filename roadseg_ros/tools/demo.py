@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from roadseg_ros.config import ConfigError
+from roadseg_ros.config import ConfigError, add_runtime_arguments
 from roadseg_ros.tools import ToolError, run_tool
 
 #: Namespace of the demo's nodes (keeps its topics apart from a graph that is already running).
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint file, or a bundled one's name such as fcn8s_lite0 "
                         "(default: the bundled roadseg_default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_runtime_arguments(p)
     p.add_argument("--snapshots", type=int, default=3, help="number of overlay PNG snapshots to save")
     p.add_argument("--lossless-recording", action="store_true",
                    help="store the input frames in demo.mcap as PNG instead of JPEG (larger; a replay then "
@@ -120,7 +121,8 @@ def _run(args: argparse.Namespace) -> int:
         nodes.append(camera)
         try:
             segmenter = SegmentationNode(context=context, namespace=NAMESPACE, parameter_overrides=[
-                Parameter("weights", value=str(weights)), Parameter("device", value=args.device)])
+                Parameter("weights", value=str(weights)), Parameter("device", value=args.device),
+                Parameter("backend", value=args.backend), Parameter("precision", value=args.precision)])
         except ConfigError as exc:    # the weights, the device, the model: as the node reports them
             raise ConfigError(f"the segmentation node did not start: {exc}") from None
         except Exception as exc:  # anything else still gets one line, as a failure of the run
@@ -165,7 +167,9 @@ def _run(args: argparse.Namespace) -> int:
                             f"device or stuck: rerun with --verbose, fewer --frames or a higher --timeout")
         if recorder.frames == 0:
             raise ToolError(f"the source {args.source!r} ended before any frame was processed")
-        _report(args, weights, output, summary, camera.source.kind)
+        seg = segmenter.segmenter
+        _report(args, weights, output, summary, camera.source.kind,
+                f"{seg.backend} {seg.precision} on {seg.device}")
         return 0
     except KeyboardInterrupt:
         for node in nodes:
@@ -183,7 +187,8 @@ def _run(args: argparse.Namespace) -> int:
             spinner.join(timeout=5.0)
 
 
-def _report(args: argparse.Namespace, weights: Path, output: Path, summary: dict, kind: str) -> None:
+def _report(args: argparse.Namespace, weights: Path, output: Path, summary: dict, kind: str,
+            runtime: str) -> None:
     def ms(stats: dict) -> str:
         return "n/a" if stats["p50"] is None else f"p50 {stats['p50']:.1f} ms, p90 {stats['p90']:.1f} ms"
 
@@ -192,7 +197,7 @@ def _report(args: argparse.Namespace, weights: Path, output: Path, summary: dict
     ratio = summary["mean_drivable_ratio"]
     lines = [
         f"roadseg-demo: {summary['frames']} frames from the {kind} camera ({args.source}) went through "
-        f"{summary['model_name'] or 'the model'} ({weights})",
+        f"{summary['model_name'] or 'the model'} ({weights}; {runtime})",
         f"  output rate {rate}; camera-to-overlay latency {ms(lat['stamp_to_overlay'])}; "
         f"node processing {ms(lat['node_total'])}",
         f"  mean drivable ratio {ratio:.3f}" if ratio is not None else "  mean drivable ratio n/a",

@@ -32,9 +32,9 @@ from roadseg_ros.bags import is_bag
 from roadseg_ros.checkpoint import CheckpointError
 from roadseg_ros.config import (
     IMAGE_EXTENSIONS,
-    PRECISIONS,
     VIDEO_EXTENSIONS,
     ConfigError,
+    add_runtime_arguments,
     default_weights_path,
     resolve_weights,
     size_type,
@@ -65,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", "-o", type=Path, default=Path("roadseg_output"),
                         help="output folder (created; default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    parser.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
-                        help="network precision (default: %(default)s; fp16 needs CUDA)")
+    add_runtime_arguments(parser)
     parser.add_argument("--input-size", type=size_type(), default=None, metavar="WxH",
                         help="network input size (default: the checkpoint's training size)")
     parser.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=True,
@@ -231,8 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, SourceError) as exc:
         return report("roadseg-infer", exc, CONFIG_ERROR)
     try:
-        seg = Segmenter(weights, device=args.device, precision=args.precision, input_size=args.input_size,
-                        num_threads=args.threads, keep_aspect=args.keep_aspect)
+        seg = Segmenter(weights, device=args.device, precision=args.precision, backend=args.backend,
+                        input_size=args.input_size, num_threads=args.threads, keep_aspect=args.keep_aspect)
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
         return report("roadseg-infer", exc, CONFIG_ERROR)
     logger.info("%s from %s", seg, weights)
