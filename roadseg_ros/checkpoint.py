@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from roadseg_ros.config import ConfigError, one_line, resolve_weights
+from roadseg_ros.files import atomic_write
 from roadseg_ros.models import build_model, list_models
 
 #: Marker stored in every checkpoint file, so foreign torch files are recognised.
@@ -93,8 +94,8 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike, *, half: bool = F
     """Write ``ckpt`` to ``path`` (parents created); returns the path.
 
     ``half=True`` stores floating-point weights as fp16 (half the size, for the bundled
-    file); :func:`load_checkpoint` converts them back to float32. The file is written to a
-    temporary name and renamed, so a crash never leaves a truncated checkpoint behind.
+    file); :func:`load_checkpoint` converts them back to float32. The file is replaced whole
+    (:func:`roadseg_ros.files.atomic_write`), so a crash never leaves a truncated checkpoint behind.
     """
     path = Path(path)
     state = {}
@@ -111,13 +112,7 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike, *, half: bool = F
             payload[name] = _plain(getattr(ckpt, name), name)
     payload["state_dict"] = state
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def _read(path: Path) -> object:

@@ -3,7 +3,8 @@
 Reports what road-segmentation work is compared on: per-class IoU, mean IoU, pixel
 accuracy, road precision/recall/F1 and KITTI Road's MaxF and average precision
 (perspective / image space, no bird's-eye transform; definitions in
-``roadseg_ros.metrics``), overall and, for KITTI, per category (um, umm, uu). All scores
+``roadseg_ros.metrics``), overall and, for a dataset whose sample names carry a category
+(KITTI: um, umm, uu; ``roadseg_ros.dataset_registry.Categories``), per category. All scores
 are accumulated over the whole split before dividing (not averaged per image).
 
 Predictions come from ``Segmenter`` exactly as the ROS node makes them (resize to the
@@ -19,14 +20,10 @@ from typing import Any
 import numpy as np
 
 from roadseg_ros.classes import IGNORE_INDEX, Taxonomy
+from roadseg_ros.dataset_registry import Categories
 from roadseg_ros.metrics import ConfusionMatrix, RoadProbabilityHistogram, segmentation_report
 
-__all__ = ["BINARY_BY_DEFAULT", "KITTI_CATEGORIES", "evaluate_dataset", "format_table"]
-
-#: Datasets scored in the drivable-vs-not view by default: their labels only say road / not road
-#: (KITTI) or are too coarse for the model's classes (IDD-Lite's level-1 ids).
-BINARY_BY_DEFAULT = ("kitti", "idd_lite")
-KITTI_CATEGORIES = ("um", "umm", "uu")
+__all__ = ["evaluate_dataset", "format_table"]
 
 
 class _Accumulator:
@@ -44,12 +41,15 @@ class _Accumulator:
         return rep
 
 
-def evaluate_dataset(segmenter: Any, dataset: Any, *, dataset_taxonomy: Taxonomy, per_category: bool = False,
-                     limit: int | None = None, show_progress: bool = True) -> dict[str, Any]:
+def evaluate_dataset(segmenter: Any, dataset: Any, *, dataset_taxonomy: Taxonomy,
+                     categories: Categories | None = None, limit: int | None = None,
+                     show_progress: bool = True) -> dict[str, Any]:
     """Score ``segmenter`` (a ``roadseg_ros.inference.Segmenter``) on every sample of ``dataset``.
 
     Returns the report dict (see ``main``'s JSON): multi-class when the model's classes
-    equal ``dataset_taxonomy``'s, else the drivable-vs-not binary view.
+    equal ``dataset_taxonomy``'s, else the drivable-vs-not binary view. With ``categories``
+    (the dataset's registry entry's rule) the report also scores each category on its own,
+    from the category each of ``dataset.names`` carries.
     """
     from tqdm import tqdm
 
@@ -79,9 +79,8 @@ def evaluate_dataset(segmenter: Any, dataset: Any, *, dataset_taxonomy: Taxonomy
             target = np.where(valid, gt_road.astype(np.uint8), IGNORE_INDEX).astype(np.uint8)
             predicted = np.isin(pred.mask, model_drivable).astype(np.uint8)
         accs = [overall]
-        if per_category and i < len(names):
-            category = names[i].split("_")[0]
-            accs.append(groups.setdefault(category, _Accumulator(len(class_names))))
+        if categories is not None and i < len(names):
+            accs.append(groups.setdefault(categories.of(names[i]), _Accumulator(len(class_names))))
         for acc in accs:
             acc.cm.update(target, predicted)
             acc.hist.update(pred.drivable_prob, gt_road, valid)
@@ -93,9 +92,8 @@ def evaluate_dataset(segmenter: Any, dataset: Any, *, dataset_taxonomy: Taxonomy
         "confusion_matrix": overall.cm.matrix.tolist(),
         "mean_total_ms": float(np.mean(infer_ms)) if infer_ms else None,
     })
-    if per_category:
-        report["categories"] = {c: groups[c].report(class_names, positives)
-                                for c in sorted(groups, key=lambda c: (c not in KITTI_CATEGORIES, c))}
+    if categories is not None:
+        report["categories"] = {c: groups[c].report(class_names, positives) for c in categories.order(groups)}
     return report
 
 

@@ -7,7 +7,7 @@ Why a script: the bundled file is what every user loads first, so what goes into
 repeatable and visible. Given one checkpoint it changes only metadata (weights copied unchanged, stored
 in fp16): ``input_size`` (the network size ``Segmenter`` and the node run at when not told
 otherwise; chosen by measurement, see the README), ``training["data_licenses"]`` (added from
-``roadseg_ros.config.DATASET_LICENSES`` when a run predates that field) and
+``roadseg_ros.dataset_registry`` when a run predates that field) and
 ``training["bundled"]`` (when and from which file). The checkpoint is loaded and saved with the
 engine's own functions (``weights_only``: no code from the file runs).
 
@@ -28,7 +28,8 @@ import sys
 from pathlib import Path
 
 from roadseg_ros.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from roadseg_ros.config import dataset_licenses, default_weights_path, size_type
+from roadseg_ros.config import default_weights_path, size_type
+from roadseg_ros.dataset_registry import dataset_licenses
 
 
 def average(sources: list[Path]) -> Checkpoint:

@@ -19,6 +19,7 @@ import numpy as np
 
 from roadseg_ros.classes import IGNORE_INDEX
 from roadseg_ros.data import build_dataset
+from roadseg_ros.dataset_registry import DATASETS
 from roadseg_ros.inference import Segmenter
 from roadseg_ros.metrics import RoadProbabilityHistogram
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="KITTI Road root holding training/image_2 and training/gt_image_2")
     args = p.parse_args(argv)
     seg = Segmenter(args.weights, device="cpu", keep_aspect=True)   # roadseg-eval's defaults
-    data = build_dataset("kitti", args.data, "training", taxonomy="road_binary")
+    data = build_dataset("kitti", args.data, DATASETS["kitti"].default_split, taxonomy="road_binary")
     whole, beside = RoadProbabilityHistogram(), RoadProbabilityHistogram()
     for i in range(len(data)):
         image, label = data[i]

@@ -1,4 +1,5 @@
-"""roadseg_ros.config: the one home of sizes, devices, precisions, file kinds, datasets and weights."""
+"""roadseg_ros.config: the one home of sizes, devices, precisions, file kinds and weights (datasets:
+test_dataset_registry.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import pytest
 
 from roadseg_ros import config
 from roadseg_ros.config import (
-    DATASET_NAMES,
-    DEFAULT_EVAL_SPLITS,
     ConfigError,
     WeightsError,
     bundled_weights,
@@ -66,11 +65,6 @@ def test_device_names_are_checked_without_torch():
     code = "import sys, roadseg_ros.config; print('torch' in sys.modules, 'rclpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False False", out.stderr[-1000:]
-
-
-def test_dataset_registry():
-    assert set(DEFAULT_EVAL_SPLITS) == set(DATASET_NAMES) >= {"camvid", "kitti", "carla", "cityscapes",
-                                                              "synthetic"}
 
 
 def test_default_weights_path():

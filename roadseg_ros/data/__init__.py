@@ -1,12 +1,13 @@
 """Datasets, class-mapping configs, training transforms and synthetic road scenes.
 
 ``build_dataset(name, root, split, taxonomy="camvid11", mapping=None, **kw)`` is the one
-entry point the training and evaluation tools need; see docs/architecture.md ("Datasets").
+entry point the training and evaluation tools need (``build_datasets`` for several
+``DatasetSpec``s); which names exist and what each takes is ``roadseg_ros.dataset_registry``.
+See docs/architecture.md ("Datasets").
 """
 
 from roadseg_ros.data.datasets import (
     CARLA_LABELS,
-    DATASET_NAMES,
     CamVidDataset,
     CarlaDataset,
     CityscapesDataset,
@@ -25,7 +26,6 @@ from roadseg_ros.data.mapping import LabelMapping, MappingError, list_mapping_co
 
 __all__ = [
     "CARLA_LABELS",
-    "DATASET_NAMES",
     "CamVidDataset",
     "CarlaDataset",
     "CityscapesDataset",

@@ -12,7 +12,7 @@ captures) are split deterministically: the sample names are sorted, shuffled wit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,10 @@ import numpy as np
 from torch.utils.data import ConcatDataset, Dataset
 
 from roadseg_ros.classes import CAMVID11, Taxonomy, get_taxonomy
-from roadseg_ros.config import CARLA_LABEL_SCHEMES, DATASET_IMAGE_EXTENSIONS, DATASET_NAMES
+from roadseg_ros.config import CARLA_LABEL_SCHEMES, DATASET_IMAGE_EXTENSIONS
 from roadseg_ros.data.mapping import LabelMapping, MappingError, resolve_mapping
 from roadseg_ros.data.synthetic import DEFAULT_OPTIONS, render_scene
+from roadseg_ros.dataset_registry import DATASET_NAMES, DATASETS, DatasetSpec
 
 #: Label encodings of CARLA semantic-segmentation output (see ``CarlaDataset``).
 CARLA_LABELS = CARLA_LABEL_SCHEMES
@@ -220,8 +221,8 @@ class KittiRoadDataset(FileSegmentationDataset):
     Ground truth colours: road magenta, non-road red, black = not evaluated. Splits:
     ``training`` (or ``all``) = every labelled pair; ``train``/``val`` = a seeded subset of
     it (``val_fraction``, ``seed``); any other name = the folder ``ROOT/<split>`` if it has
-    ``image_2`` and ``gt_image_2``. Sample names keep KITTI's ids (``um_000000``) so the
-    category (um, umm, uu) is the prefix before ``_``.
+    ``image_2`` and ``gt_image_2``. Sample names keep KITTI's ids (``um_000000``), which carry
+    the category (um, umm, uu: the registry's ``Categories`` rule).
     """
 
     def __init__(self, root: str | Path, split: str = "training", taxonomy: str = "road_binary",
@@ -247,7 +248,9 @@ class KittiRoadDataset(FileSegmentationDataset):
     @property
     def categories(self) -> list[str]:
         """KITTI category (um, umm, uu) of each sample."""
-        return [n.split("_")[0] for n in self.names]
+        rule = DATASETS["kitti"].categories
+        assert rule is not None
+        return [rule.of(n) for n in self.names]
 
 
 # ----------------------------------------------------------------------------- CARLA
@@ -512,53 +515,55 @@ def _tax_name(taxonomy: str | Taxonomy) -> str:
     return taxonomy.name if isinstance(taxonomy, Taxonomy) else get_taxonomy(taxonomy).name
 
 
+def synthetic_scenes(root: None, split: str, taxonomy: str | Taxonomy = "camvid11", mapping: Any = None,
+                     num_scenes: int = 100, size: Sequence[int] = (640, 360), seed: int = 0,
+                     options: dict[str, Any] | None = None) -> SyntheticScenes:
+    """The synthetic dataset's reader in the registry's form (``root`` is ignored: scenes are rendered)."""
+    return SyntheticScenes(num_scenes, int(size[0]), int(size[1]), seed=seed, split=split, taxonomy=taxonomy,
+                           mapping=mapping, options=options)
+
+
 def build_dataset(name: str, root: str | Path | None, split: str, taxonomy: str = "camvid11",
                   mapping: Any = None, **kw: Any) -> SegmentationDataset:
-    """Build a reader by dataset name.
+    """Build a reader by dataset name (``roadseg_ros.dataset_registry.DATASETS``).
 
     ``mapping``: a YAML path, a config dict, a ``LabelMapping`` or None for the bundled
-    ``config/datasets/<dataset>_to_<taxonomy>.yaml``. Extra keywords by dataset:
-    kitti, cityscapes_pix2pix (also ``restore_size``), idd_lite: ``val_fraction``, ``seed``;
-    carla: ``carla_labels`` (pre_0914 | post_0914 | palette),
-    ``val_fraction``, ``seed``, ``image_dir``, ``label_dir``; synthetic (``root`` ignored):
-    ``num_scenes``, ``size=(w, h)``, ``seed``, ``options`` (``render_scene`` options).
+    ``config/datasets/<dataset>_to_<taxonomy>.yaml``. Extra keywords are the registry entry's
+    ``options``: kitti, cityscapes_pix2pix (also ``restore_size``), idd_lite: ``val_fraction``,
+    ``seed``; carla: ``carla_labels`` (pre_0914 | post_0914 | palette), ``val_fraction``, ``seed``,
+    ``image_dir``, ``label_dir``; synthetic (``root`` ignored): ``num_scenes``, ``size=(w, h)``,
+    ``seed``, ``options`` (``render_scene`` options).
     """
     _tax_name(taxonomy)  # fail early on an unknown taxonomy
-    if name not in DATASET_NAMES:
+    info = DATASETS.get(name)
+    if info is None:
         raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
-    if name == "synthetic":
-
-        allowed = {"num_scenes", "size", "seed", "options"}
-        _check_kw(name, kw, allowed)
-        size = kw.get("size", (640, 360))
-        return SyntheticScenes(kw.get("num_scenes", 100), int(size[0]), int(size[1]), seed=kw.get("seed", 0),
-                               split=split, taxonomy=taxonomy, mapping=mapping, options=kw.get("options"))
-    if root is None:
+    if info.needs_root and root is None:
         raise DatasetError(f"dataset {name!r} needs a root folder")
-    if name == "camvid":
-        _check_kw(name, kw, set())
-        return CamVidDataset(root, split, taxonomy, mapping)
-    if name == "kitti":
-        _check_kw(name, kw, {"val_fraction", "seed"})
-        return KittiRoadDataset(root, split, taxonomy, mapping, **kw)
-    if name == "carla":
-        _check_kw(name, kw, {"carla_labels", "val_fraction", "seed", "image_dir", "label_dir"})
-        return CarlaDataset(root, split, taxonomy, mapping, **kw)
-    if name == "cityscapes_pix2pix":
-        _check_kw(name, kw, {"val_fraction", "seed", "restore_size"})
-        return CityscapesPix2PixDataset(root, split, taxonomy, mapping, **kw)
-    if name == "idd_lite":
-        _check_kw(name, kw, {"val_fraction", "seed"})
-        return IddLiteDataset(root, split, taxonomy, mapping, **kw)
-    _check_kw(name, kw, set())
-    return CityscapesDataset(root, split, taxonomy, mapping)
-
-
-def _check_kw(name: str, kw: Mapping[str, Any], allowed: set[str]) -> None:
-    bad = sorted(set(kw) - allowed)
+    bad = sorted(set(kw) - set(info.options))
     if bad:
         raise TypeError(f"build_dataset({name!r}): unexpected keyword(s) {bad}; "
-                        f"valid: {', '.join(sorted(allowed)) or '(none)'}")
+                        f"valid: {', '.join(sorted(info.options)) or '(none)'}")
+    reader = info.load_reader()
+    return reader(root if info.needs_root else None, split, taxonomy=taxonomy, mapping=mapping, **kw)
+
+
+def build_datasets(specs: Iterable[DatasetSpec], taxonomy: str | Taxonomy = "camvid11"
+                   ) -> list[SegmentationDataset]:
+    """One reader per spec, all in ``taxonomy``, in the order given (mix them with
+    :class:`ConcatSegmentationDataset`, or keep them apart to score each on its own).
+
+    An empty dataset is an error naming the spec: a run or a score over nothing would
+    mean nothing.
+    """
+    datasets = []
+    for spec in specs:
+        ds = build_dataset(spec.name, spec.root, spec.split, taxonomy=_tax_name(taxonomy),
+                           mapping=spec.mapping, **spec.options)
+        if len(ds) == 0:
+            raise DatasetError(f"dataset {spec.describe()} is empty")
+        datasets.append(ds)
+    return datasets
 
 
 class ConcatSegmentationDataset(ConcatDataset):
@@ -576,30 +581,3 @@ class ConcatSegmentationDataset(ConcatDataset):
         self.taxonomy = datasets[0].taxonomy
         labels = list(labels) if labels is not None else [type(d).__name__ for d in datasets]
         self.names = [f"{lab}:{n}" for lab, d in zip(labels, datasets) for n in d.names]
-
-
-def build_datasets(specs: Sequence[Mapping[str, Any]], taxonomy: str = "camvid11"
-                   ) -> ConcatSegmentationDataset:
-    """Mix several datasets in one taxonomy.
-
-    Each spec is a dict of ``build_dataset`` arguments (``name``, ``root``, ``split``, optional
-    ``mapping`` and dataset keywords) plus optional ``repeat`` (int, oversamples a small set).
-    Example: ``[{"name": "camvid", "root": "data/camvid", "split": "train"},
-    {"name": "synthetic", "root": None, "split": "train", "num_scenes": 200, "size": [480, 360]}]``.
-    """
-    parts, labels = [], []
-    for i, spec in enumerate(specs):
-        spec = dict(spec)
-        try:
-            name, split = spec.pop("name"), spec.pop("split")
-        except KeyError as exc:
-            raise DatasetError(f"dataset spec #{i} {spec!r} lacks {exc.args[0]!r}") from None
-        root = spec.pop("root", None)
-        repeat = int(spec.pop("repeat", 1))
-        if repeat < 1:
-            raise DatasetError(f"dataset spec #{i}: repeat must be >= 1, got {repeat}")
-        tax = spec.pop("taxonomy", taxonomy)
-        ds = build_dataset(name, root, split, taxonomy=tax, **spec)
-        parts.extend([ds] * repeat)
-        labels.extend([name] * repeat)
-    return ConcatSegmentationDataset(parts, labels)

@@ -17,22 +17,22 @@ from typing import Any
 from roadseg_ros.classes import TAXONOMIES, get_taxonomy, taxonomy_of
 from roadseg_ros.config import (
     CARLA_LABEL_SCHEMES,
-    DATASET_NAMES,
-    DEFAULT_EVAL_SPLITS,
     PRECISIONS,
-    SQUEEZED_DATASETS,
     ConfigError,
     size_type,
 )
-from roadseg_ros.evaluation import BINARY_BY_DEFAULT, evaluate_dataset, format_table
+from roadseg_ros.dataset_registry import DATASET_NAMES, DATASETS
+from roadseg_ros.evaluation import evaluate_dataset, format_table
 
 _size = size_type(8)
 
-EPILOG = """\
+_BINARY_BY_DEFAULT = " and ".join(name for name, info in DATASETS.items() if info.binary_by_default)
+
+EPILOG = f"""\
 Taxonomies: when the model's classes equal the dataset taxonomy's (e.g. a camvid11 model
 on CamVid), the full multi-class confusion matrix is scored. Otherwise (e.g. a camvid11
 model on KITTI Road, whose labels are only road / non-road) the tool scores the
-drivable-vs-not binary view (the default for kitti and idd_lite): predicted road = any of
+drivable-vs-not binary view (the default for {_BINARY_BY_DEFAULT}): predicted road = any of
 the model's drivable classes,
 ground-truth road = the dataset taxonomy's drivable classes; per-class IoU then lists
 "background" and "road". MaxF/AP always use the model's drivable probability (sum of the
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset root folder (required except for synthetic)")
     p.add_argument("--split", default=None,
                    help="split folder/name (default: "
-                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_EVAL_SPLITS.items()) + ")")
+                        + ", ".join(f"{k} {v.default_split}" for k, v in DATASETS.items()) + ")")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the report here")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "256x256 images are 2:1 views squeezed square: their own shape is not the scene's)")
     p.add_argument("--taxonomy", default=None, choices=sorted(TAXONOMIES),
                    help="taxonomy the dataset labels are mapped to (default: road_binary for "
-                        f"{' and '.join(BINARY_BY_DEFAULT)}, else the model's own when it is a known one)")
+                        f"{_BINARY_BY_DEFAULT}, else the model's own when it is a known one)")
     p.add_argument("--mapping", type=Path, default=None, help="class-mapping YAML for the dataset")
     p.add_argument("--carla-labels", default=None, choices=CARLA_LABEL_SCHEMES)
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N samples")
@@ -93,21 +93,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"roadseg-eval: {exc}", file=sys.stderr)
         return 2
-    if args.dataset != "synthetic" and args.data is None:
+    info = DATASETS[args.dataset]
+    if info.needs_root and args.data is None:
         parser.error(f"--data ROOT is required for --dataset {args.dataset}")
-    if args.dataset == "synthetic" and args.data is not None:
-        parser.error("--dataset synthetic renders its scenes; drop --data")
-    split = args.split or DEFAULT_EVAL_SPLITS[args.dataset]
+    if not info.needs_root and args.data is not None:
+        parser.error(f"--dataset {args.dataset} renders its scenes; drop --data")
+    split = args.split or info.default_split
     known = taxonomy_of(ckpt.class_names)
-    tax_name = args.taxonomy or ("road_binary" if args.dataset in BINARY_BY_DEFAULT or known is None
-                                 else known.name)
+    tax_name = args.taxonomy or ("road_binary" if info.binary_by_default or known is None else known.name)
     taxonomy = get_taxonomy(tax_name)
     kw: dict[str, Any] = {}
     if args.carla_labels:
-        if args.dataset != "carla":
+        if "carla_labels" not in info.options:
             parser.error("--carla-labels applies to --dataset carla only")
         kw["carla_labels"] = args.carla_labels
-    if args.dataset == "synthetic":
+    if not info.needs_root:
         kw.update(num_scenes=args.scenes, size=args.scene_size, seed=args.seed)
     try:
         dataset = build_dataset(args.dataset, args.data, split, taxonomy=tax_name, mapping=args.mapping, **kw)
@@ -119,12 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"roadseg-eval: {args.dataset} split {split!r} under {args.data} has no samples",
               file=sys.stderr)
         return 2
-    keep_aspect = args.keep_aspect if args.keep_aspect is not None else args.dataset not in SQUEEZED_DATASETS
+    keep_aspect = args.keep_aspect if args.keep_aspect is not None else not info.squeezed
     segmenter = Segmenter(ckpt, device=args.device, precision=args.precision, input_size=args.input_size,
                           keep_aspect=keep_aspect)
     t0 = time.time()
     report = evaluate_dataset(segmenter, dataset, dataset_taxonomy=taxonomy,
-                              per_category=args.dataset == "kitti", limit=args.limit)
+                              categories=info.categories, limit=args.limit)
     data_root = str(args.data) if args.data is not None else (
         f"generated: {args.scenes} scenes {args.scene_size[0]}x{args.scene_size[1]}, seed {args.seed}")
     report = {"dataset": args.dataset, "split": split, "data_root": data_root, "weights": str(weights),

@@ -2,14 +2,15 @@
 
 =================  ==================================================================
 ``arguments``      the command line: options, their checks, ``parse_args``
-``data``           datasets of a run, seeded augmentation, normalisation (``TrainSet``)
+``data``           a run's datasets (``DatasetSpec``s), seeded augmentation, normalisation
 ``model``          the model from the registry or a parent checkpoint (``--init``)
 ``losses``         cross-entropy, focal, Dice, auxiliary head, median-frequency weights
 ``schedule``       optimiser parameter groups, warm-up and poly/cosine decay
 ``distributed``    torchrun process groups and each process's device
 ``state``          ``RunState``: everything ``resume.pt`` holds, saved and restored whole
 ``outputs``        ``last.pt``/``best.pt``, ``resume.pt`` and ``metrics.jsonl``
-``loop``           one epoch, validation, and ``run`` from first epoch to last
+``loop``           ``run``: ``setup``, then ``run_epoch`` (train, validate, its record) per epoch
+``errors``         ``TrainingError`` (exit 1) and ``TrainingConfigError`` (a ``ConfigError``: exit 2)
 =================  ==================================================================
 
 Design choices and why:

@@ -15,17 +15,14 @@ from typing import Any
 
 import yaml
 
-from roadseg_ros import config
 from roadseg_ros.classes import IGNORE_INDEX, TAXONOMIES, get_taxonomy
 from roadseg_ros.config import CARLA_LABEL_SCHEMES, size_type
+from roadseg_ros.dataset_registry import DATASET_NAMES, FOLDER_DATASETS
 from roadseg_ros.training.losses import LOSSES
 from roadseg_ros.training.schedule import SCHEDULES
 
-__all__ = ["DATASET_NAMES", "build_parser", "parse_args", "parse_data_spec", "parse_named"]
+__all__ = ["build_parser", "parse_args", "parse_data_spec", "parse_named"]
 
-#: Dataset names accepted by ``--data NAME=ROOT``: every reader but the synthetic scenes,
-#: which ``--synthetic N`` adds.
-DATASET_NAMES = tuple(name for name in config.DATASET_NAMES if name != "synthetic")
 #: Training and validation sizes: at least 8 pixels a side (the models' output stride).
 _size = size_type(8)
 
@@ -35,17 +32,17 @@ def parse_data_spec(text: str) -> tuple[str, str]:
     name, sep, root = text.partition("=")
     if not sep or not root:
         raise argparse.ArgumentTypeError(
-            f"--data must be NAME=ROOT (NAME one of {', '.join(DATASET_NAMES)}), got {text!r}")
-    if name not in DATASET_NAMES:
+            f"--data must be NAME=ROOT (NAME one of {', '.join(FOLDER_DATASETS)}), got {text!r}")
+    if name not in FOLDER_DATASETS:
         raise argparse.ArgumentTypeError(f"unknown dataset {name!r} in --data {text!r}; "
-                                         f"valid names: {', '.join(DATASET_NAMES)}")
+                                         f"valid names: {', '.join(FOLDER_DATASETS)}")
     return name, root
 
 
 def parse_named(text: str, option: str, value_type: Callable[[str], Any]) -> tuple[str, Any]:
-    """``"NAME=VALUE"`` of the per-dataset options (``--weight``, ``--crop``); NAME a dataset or synthetic."""
+    """``"NAME=VALUE"`` of the per-dataset options (``--weight``, ``--crop``); NAME any dataset."""
     name, sep, value = text.partition("=")
-    names = (*DATASET_NAMES, "synthetic")
+    names = DATASET_NAMES
     if not sep or name not in names:
         raise argparse.ArgumentTypeError(f"{option} must be NAME=VALUE with NAME in {', '.join(names)}, "
                                          f"got {text!r}")
@@ -73,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = p.add_argument_group("data")
     d.add_argument("--data", action="append", type=parse_data_spec, default=[], metavar="NAME=ROOT",
                    help=f"a dataset to train on (repeatable, mixed in one run); "
-                        f"NAME in {', '.join(DATASET_NAMES)}")
+                        f"NAME in {', '.join(FOLDER_DATASETS)}")
     d.add_argument("--mapping", action="append", default=[], metavar="NAME=YAML",
                    help="class-mapping config for dataset NAME "
                         "(default: the dataset's own under config/datasets/)")
@@ -180,8 +177,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     mappings = {}
     for spec in args.mapping:
         name, sep, path = spec.partition("=")
-        if not sep or name not in DATASET_NAMES:
-            parser.error(f"--mapping must be NAME=YAML with NAME in {', '.join(DATASET_NAMES)}, got {spec!r}")
+        if not sep or name not in FOLDER_DATASETS:
+            parser.error(f"--mapping must be NAME=YAML with NAME in {', '.join(FOLDER_DATASETS)}, "
+                         f"got {spec!r}")
         mappings[name] = path
     args.mapping = mappings
     model_kwargs = {}

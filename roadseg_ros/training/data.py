@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import bisect
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,9 +19,14 @@ from torch import nn
 from torch.utils.data import ConcatDataset, Dataset
 
 from roadseg_ros.classes import Taxonomy
+from roadseg_ros.dataset_registry import DatasetSpec
+from roadseg_ros.training.errors import TrainingConfigError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "model_normalization", "to_tensor", "build_datasets", "TrainSet",
-           "EvalSet"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "model_normalization", "to_tensor", "Part", "dataset_specs",
+           "run_datasets", "TrainSet", "EvalSet"]
+
+#: One dataset of a run: what it is, and its reader.
+Part = tuple[DatasetSpec, Dataset]
 
 #: ImageNet RGB mean/std (images scaled to [0, 1] first): the normalisation of models that declare none.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,37 +48,41 @@ def to_tensor(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
     return (x - m) / s
 
 
-def build_datasets(args: argparse.Namespace, taxonomy: Taxonomy) -> tuple[list[tuple[str, Dataset]],
-                                                                         list[tuple[str, Dataset]]]:
-    """(train, val) lists of ``(description, dataset)`` for every --data entry and the synthetic scenes."""
-    from roadseg_ros.data import build_dataset
-
-    train: list[tuple[str, Dataset]] = []
-    val: list[tuple[str, Dataset]] = []
+def dataset_specs(args: argparse.Namespace) -> tuple[list[DatasetSpec], list[DatasetSpec]]:
+    """The (train, val) datasets a run's options name: every --data entry at --train-split and
+    --val-split (``none``: no validation), then the synthetic scenes (--synthetic, --synthetic-val)."""
+    validate = args.val_split.lower() != "none"
+    train: list[DatasetSpec] = []
+    val: list[DatasetSpec] = []
     for name, root in args.data:
-        kw: dict[str, Any] = {}
-        if name == "carla" and args.carla_labels:
-            kw["carla_labels"] = args.carla_labels
+        options = {"carla_labels": args.carla_labels} if name == "carla" and args.carla_labels else {}
         mapping = args.mapping.get(name)
-        splits = [(train, args.train_split)]
-        if args.val_split.lower() != "none":
-            splits.append((val, args.val_split))
-        for target, split in splits:
-            target.append((f"{name}:{root}:{split}",
-                           build_dataset(name, root, split, taxonomy=taxonomy.name, mapping=mapping, **kw)))
+        train.append(DatasetSpec(name, root, args.train_split, mapping, options))
+        if validate:
+            val.append(DatasetSpec(name, root, args.val_split, mapping, options))
+    def scenes(split: str, num_scenes: int) -> DatasetSpec:
+        return DatasetSpec("synthetic", None, split,
+                           options={"num_scenes": num_scenes, "size": args.eval_size, "seed": args.seed})
+
     if args.synthetic > 0:
-        train.append((f"synthetic:{args.synthetic}:seed{args.seed}",
-                      build_dataset("synthetic", None, "train", taxonomy=taxonomy.name,
-                                    num_scenes=args.synthetic, size=args.eval_size, seed=args.seed)))
-    if args.synthetic_val > 0 and args.val_split.lower() != "none":
-        # the generator's "val" split draws from a seed range disjoint from "train"
-        val.append((f"synthetic-val:{args.synthetic_val}:seed{args.seed}",
-                    build_dataset("synthetic", None, "val", taxonomy=taxonomy.name,
-                                  num_scenes=args.synthetic_val, size=args.eval_size, seed=args.seed)))
-    for desc, ds in train + val:
-        if len(ds) == 0:
-            raise SystemExit(f"roadseg-train: dataset {desc} is empty")
+        train.append(scenes("train", args.synthetic))
+    if args.synthetic_val > 0 and validate:
+        val.append(scenes("val", args.synthetic_val))   # a seed range disjoint from "train"'s
     return train, val
+
+
+def run_datasets(args: argparse.Namespace, taxonomy: Taxonomy) -> tuple[list[Part], list[Part]]:
+    """(train, val) parts of a run, each ``(spec, reader)``; a folder that cannot be read, a
+    mapping that does not fit or an empty dataset is a :class:`TrainingConfigError` naming it."""
+    from roadseg_ros.data import DatasetError, MappingError, build_datasets
+
+    train, val = dataset_specs(args)
+    try:
+        datasets = build_datasets([*train, *val], taxonomy)
+    except (DatasetError, MappingError) as exc:
+        raise TrainingConfigError(str(exc)) from exc
+    parts = list(zip([*train, *val], datasets))
+    return parts[:len(train)], parts[len(train):]
 
 
 class TrainSet(Dataset):

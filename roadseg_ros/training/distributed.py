@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from roadseg_ros.config import one_line
+from roadseg_ros.training.errors import TrainingConfigError
+
 __all__ = ["DistInfo", "training_device", "setup_distributed"]
 
 
@@ -44,7 +47,7 @@ def training_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         return resolve_device(name)
     except (RuntimeError, ValueError) as exc:
-        raise SystemExit(f"roadseg-train: --device {name}: {' '.join(str(exc).split())}") from None
+        raise TrainingConfigError(f"--device {name}: {one_line(exc)}") from None
 
 
 def setup_distributed(device_arg: str) -> tuple[DistInfo, torch.device]:

@@ -12,6 +12,9 @@ from typing import Any
 
 from torch import nn
 
+from roadseg_ros.config import one_line
+from roadseg_ros.training.errors import TrainingConfigError
+
 __all__ = ["build_model_for", "init_weights", "unwrap"]
 
 
@@ -34,12 +37,12 @@ def build_model_for(args: argparse.Namespace, num_classes: int) -> tuple[nn.Modu
     try:
         return build_model(args.model, num_classes, **build_kw), kwargs
     except RuntimeError as exc:   # e.g. the ImageNet weights package is missing
-        raise SystemExit(f"roadseg-train: {exc}") from exc
+        raise TrainingConfigError(one_line(exc)) from exc
     except TypeError as exc:
         if "dropout" in kwargs and "dropout" in str(exc):
-            raise SystemExit(f"roadseg-train: model {args.model!r} takes no dropout argument; "
-                             f"drop --dropout ({exc})") from exc
-        raise SystemExit(f"roadseg-train: {exc}") from exc
+            raise TrainingConfigError(f"model {args.model!r} takes no dropout argument; "
+                                      f"drop --dropout ({one_line(exc)})") from exc
+        raise TrainingConfigError(one_line(exc)) from exc
 
 
 def init_weights(model: nn.Module | None, path: Path) -> dict[str, Any]:
@@ -56,8 +59,8 @@ def init_weights(model: nn.Module | None, path: Path) -> dict[str, Any]:
         try:
             model.load_state_dict(ckpt.state_dict, strict=True)
         except RuntimeError as exc:
-            raise SystemExit(f"roadseg-train: --init {path}: its weights do not fit {ckpt.arch} as built "
-                             f"here ({' '.join(str(exc).split())[:300]})") from exc
+            raise TrainingConfigError(f"--init {path}: its weights do not fit {ckpt.arch} as built "
+                                      f"here ({one_line(exc)[:300]})") from exc
     parent = ckpt.training or {}
     return {"path": str(path), "arch": ckpt.arch, "arch_kwargs": dict(ckpt.arch_kwargs),
             "date": parent.get("date"), "command": parent.get("command"),

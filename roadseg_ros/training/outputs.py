@@ -7,7 +7,11 @@
 * ``metrics.jsonl``: one JSON line per finished epoch, rewritten from the history on resume
   so that lines past the resumed point disappear.
 
-Every file is replaced atomically, so an interrupted save never leaves a torn file.
+The checkpoints and ``resume.pt`` are replaced whole (``roadseg_ros.files.atomic_write``), so
+an interrupted save never leaves a torn one. ``metrics.jsonl`` is appended to, one line per
+epoch written in one call and flushed to disk, so ``tail -f`` can follow it; a crash in the
+middle of that write can leave a partial last line, which ``--resume`` replaces (the file is
+then rewritten whole from the history in ``resume.pt``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from torch import nn
 
 from roadseg_ros.classes import Taxonomy
+from roadseg_ros.files import append_line, atomic_write
 from roadseg_ros.training.data import model_normalization
 from roadseg_ros.training.model import unwrap
 from roadseg_ros.training.state import RESUME_FILE, RunState, jsonable
@@ -66,17 +71,15 @@ class RunOutputs:
     def start(self, history: list[dict]) -> None:
         """Create the folder; metrics.jsonl = the history so far (drops lines past a resumed point)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.metrics_path, "w") as f:
-            for record in history:
-                f.write(json.dumps(record) + "\n")
+        text = "".join(json.dumps(record) + "\n" for record in history)
+        atomic_write(self.metrics_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def save_epoch(self, checkpoint: Any, run: RunState, improved: bool) -> None:
         """last.pt (+ best.pt when ``improved``), resume.pt and the epoch's metrics.jsonl line."""
         from roadseg_ros.checkpoint import save_checkpoint
 
-        save_checkpoint(checkpoint, self.out_dir / "last.pt", half=self.half)   # atomic in save_checkpoint
+        save_checkpoint(checkpoint, self.out_dir / "last.pt", half=self.half)   # each replaced whole
         if improved:
             save_checkpoint(checkpoint, self.out_dir / "best.pt", half=self.half)
         run.save(self.out_dir / RESUME_FILE)
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(run.history[-1]) + "\n")
+        append_line(self.metrics_path, json.dumps(run.history[-1]))

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from roadseg_ros.files import atomic_write
+from roadseg_ros.training.errors import TrainingConfigError
 from roadseg_ros.training.model import unwrap
 
 __all__ = ["RESUME_FILE", "RESUME_KEYS", "RunState", "rng_state", "set_rng_state", "seed_everything",
-           "resolve_resume_path", "atomic_write", "jsonable"]
+           "resolve_resume_path", "jsonable"]
 
 RESUME_FILE = "resume.pt"
 #: What resume.pt holds, in this order (the format of every roadseg-train so far).
@@ -39,7 +39,8 @@ class RunState:
     """Everything that carries a run from one epoch (or session) to the next.
 
     The model, optimiser, scheduler and scaler are the live objects of the run; the
-    counters are updated by the training loop (:meth:`finish_epoch`, :meth:`record_validation`).
+    training loop updates the counters after each epoch (:meth:`record_validation` counts an
+    evaluation and keeps the best).
     :meth:`save` writes all of it as ``resume.pt``; :meth:`restore` reads such a file back
     into the live objects (before any DistributedDataParallel wrapping).
     """
@@ -75,14 +76,14 @@ class RunState:
     def restore(self, path: Path) -> int:
         """Load ``path`` into this run; returns the epochs the saved run planned.
 
-        A file of another architecture or class count ends the program with one line:
+        A file of another architecture or class count is a :class:`TrainingConfigError`:
         its weights and optimiser state cannot belong to this run.
         """
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state["arch"] != self.arch or state["num_classes"] != self.num_classes:
-            raise SystemExit(f"roadseg-train: --resume {path}: saved run is {state['arch']} with "
-                             f"{state['num_classes']} classes, this run is {self.arch} with "
-                             f"{self.num_classes}")
+            raise TrainingConfigError(f"--resume {path}: saved run is {state['arch']} with "
+                                      f"{state['num_classes']} classes, this run is {self.arch} with "
+                                      f"{self.num_classes}")
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -142,16 +143,9 @@ def resolve_resume_path(path: Path) -> Path:
     if candidate.name != RESUME_FILE and candidate.suffix == ".pt":
         candidate = candidate.with_name(RESUME_FILE)
     if not candidate.is_file():
-        raise SystemExit(f"roadseg-train: --resume {path}: no resume state at {candidate} "
-                         f"(training writes OUTPUT/{RESUME_FILE} after each epoch)")
+        raise TrainingConfigError(f"--resume {path}: no resume state at {candidate} "
+                                  f"(training writes OUTPUT/{RESUME_FILE} after each epoch)")
     return candidate
-
-
-def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write to a temporary sibling then rename, so an interrupted save never leaves a torn file."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def jsonable(value: Any) -> Any:

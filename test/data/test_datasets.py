@@ -27,6 +27,7 @@ from roadseg_ros.data import (
     seeded_split,
 )
 from roadseg_ros.data.mapping import default_mapping_path
+from roadseg_ros.dataset_registry import DATASETS, DatasetSpec
 
 W, H = 24, 16
 SHARED_CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid"
@@ -379,14 +380,16 @@ def test_build_dataset_errors(tmp_path: Path) -> None:
 def test_mix_datasets_in_one_taxonomy(tmp_path: Path) -> None:
     make_camvid(tmp_path / "camvid", "train", ["a", "b"])
     make_lyft(tmp_path / "carla", ["0", "1", "2"], PRE_0914["raw"])
-    mixed = build_datasets(
-        [
-            {"name": "camvid", "root": tmp_path / "camvid", "split": "train", "repeat": 2},
-            {"name": "carla", "root": tmp_path / "carla", "split": "all", "carla_labels": "pre_0914"},
-        ],
+    camvid_spec = DatasetSpec("camvid", str(tmp_path / "camvid"), "train")
+    parts = build_datasets(
+        [camvid_spec,
+         DatasetSpec("carla", str(tmp_path / "carla"), "all", options={"carla_labels": "pre_0914"})],
         taxonomy="road_binary",
     )
-    assert isinstance(mixed, ConcatSegmentationDataset)
+    assert [type(p) for p in parts] == [CamVidDataset, CarlaDataset]
+    assert [p.taxonomy.name for p in parts] == ["road_binary", "road_binary"]
+    # a small set oversampled by listing it twice
+    mixed = ConcatSegmentationDataset([parts[0], parts[0], parts[1]], ["camvid", "camvid", "carla"])
     assert len(mixed) == 2 * 2 + 3
     assert mixed.names[:2] == ["camvid:a", "camvid:b"] and mixed.names[-1] == "carla:2"
     assert mixed.taxonomy.name == "road_binary"
@@ -396,8 +399,25 @@ def test_mix_datasets_in_one_taxonomy(tmp_path: Path) -> None:
     camvid = CamVidDataset(tmp_path / "camvid", "train", taxonomy="road_binary")
     with pytest.raises(MappingError, match="different taxonomies"):
         ConcatSegmentationDataset([camvid, CamVidDataset(tmp_path / "camvid", "train")])
-    with pytest.raises(DatasetError, match="lacks 'split'"):
-        build_datasets([{"name": "camvid", "root": tmp_path / "camvid"}])
+    with pytest.raises(DatasetError, match="split 'val' needs folders val/ and valannot/"):
+        build_datasets([camvid_spec, DatasetSpec("camvid", str(tmp_path / "camvid"), "val")])
+
+
+def test_every_registry_entry_opens_with_its_own_options(tmp_path: Path) -> None:
+    """build_dataset is the registry: each entry's reader exists and takes exactly the options listed."""
+    for name, info in DATASETS.items():
+        reader = info.load_reader()
+        assert callable(reader), name
+        with pytest.raises(TypeError, match=f"build_dataset\\({name!r}\\): unexpected keyword"):
+            build_dataset(name, tmp_path, info.default_split, no_such_option=1)
+    make_kitti(tmp_path / "kitti", KITTI_NAMES)
+    kitti = build_dataset("kitti", tmp_path / "kitti", DATASETS["kitti"].default_split,
+                          taxonomy="road_binary", val_fraction=0.5, seed=1)
+    assert isinstance(kitti, KittiRoadDataset) and len(kitti) == len(KITTI_NAMES)
+    scenes = build_datasets([DatasetSpec("synthetic", None, "val",
+                                         options={"num_scenes": 3, "size": (32, 24)})])
+    assert len(scenes[0]) == 3 and scenes[0][0][0].shape == (24, 32, 3)
+    assert scenes[0].names[0] == "synthetic_1000000"             # the val split's seed range
 
 
 # ----------------------------------------------------------------------------- seeded_split

