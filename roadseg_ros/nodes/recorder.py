@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,9 @@ class Recorder(Node):
         self.model_name = ""
         self._writer: cv2.VideoWriter | None = None
         self._closed = False
+        # The executor thread (max_frames reached) and the host (seeing ``done``) may both close:
+        # the second must wait until the first has written summary.json.
+        self._close_lock = threading.Lock()
         self._full_since: float | None = None
         self._grace_timer = self.create_timer(0.2, self._check_full)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -253,6 +257,10 @@ class Recorder(Node):
 
     def close(self) -> dict:
         """Finish the video and write ``summary.json``; safe to call more than once."""
+        with self._close_lock:
+            return self._close()
+
+    def _close(self) -> dict:
         summary = self.summary()
         if not self._closed:
             self._closed = True
