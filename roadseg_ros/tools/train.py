@@ -8,7 +8,7 @@ parse the options, join the process group under ``torchrun``, run. Distributed::
 Exit status, as every tool and node: 0 done (or a session ended by ``--stop-after`` /
 ``--time-limit``), 2 configured wrong (options: argparse's usage error; data, device, model
 or checkpoint: one ``roadseg-train:`` line on stderr), 1 a run that failed on its way (a
-non-finite loss: one line too).
+non-finite loss, a file that cannot be written: one line too).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"roadseg-train: {one_line(exc)}", file=sys.stderr)
         return 2
-    except TrainingError as exc:
+    except (TrainingError, OSError) as exc:
         print(f"roadseg-train: {one_line(exc)}", file=sys.stderr)
         return 1
 

@@ -30,13 +30,14 @@ def build_model_for(args: argparse.Namespace, num_classes: int) -> tuple[nn.Modu
     if args.dropout is not None:
         kwargs["dropout"] = args.dropout
     build_kw = dict(kwargs)
-    if accepts_pretrained(args.model):
-        # ImageNet weights only for a fresh start: --init and --resume bring every weight themselves.
-        build_kw["pretrained"] = not (getattr(args, "no_pretrained", False) or getattr(args, "init", None)
-                                      or getattr(args, "resume", None))
     try:
+        if accepts_pretrained(args.model):
+            # ImageNet weights only for a fresh start: --init and --resume bring every weight themselves.
+            build_kw["pretrained"] = not (getattr(args, "no_pretrained", False) or getattr(args, "init", None)
+                                          or getattr(args, "resume", None))
         return build_model(args.model, num_classes, **build_kw), kwargs
-    except RuntimeError as exc:   # e.g. the ImageNet weights package is missing
+    except (ValueError, RuntimeError) as exc:
+        # an unknown model name or keyword value; the ImageNet weights package missing
         raise TrainingConfigError(one_line(exc)) from exc
     except TypeError as exc:
         if "dropout" in kwargs and "dropout" in str(exc):

@@ -293,12 +293,22 @@ def test_configuration_problems_exit_2_with_one_line(tmp_path, capsys):
     assert str(missing) in _one_error_line(capsys)
     assert train.main([*BASE, "--device", "tpu", "--epochs", "1", "--output", str(tmp_path / "b")]) == 2
     assert _one_error_line(capsys).startswith("roadseg-train: --device tpu:")
+    unknown = [*BASE, "--output", str(tmp_path / "d")]
+    unknown[unknown.index("--model") + 1] = "no_such_model"
+    assert train.main(unknown) == 2
+    assert "unknown model 'no_such_model'; valid models:" in _one_error_line(capsys)
     _write_camvid(tmp_path / "camvid", "train", 2)
     assert train.main([*BASE, "--data", f"camvid={tmp_path / 'camvid'}", "--mapping",
                        f"camvid={tmp_path / 'nope.yaml'}", "--val-split", "none", "--epochs", "1",
                        "--output", str(tmp_path / "c")]) == 2
     assert "nope.yaml: mapping config not found" in _one_error_line(capsys)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()   # nothing written
+    assert not any((tmp_path / name).exists() for name in "abcd")   # nothing written
+
+
+def test_an_output_that_cannot_be_written_exits_1_with_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    assert train.main([*BASE, "--epochs", "1", "--output", str(tmp_path / "file" / "run")]) == 1
+    assert str(tmp_path / "file") in _one_error_line(capsys)
 
 
 def test_a_diverging_run_exits_1_with_one_line(tmp_path, capsys):
