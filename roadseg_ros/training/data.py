@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, Dataset
 
 from roadseg_ros.classes import Taxonomy
-from roadseg_ros.dataset_registry import DatasetSpec
+from roadseg_ros.dataset_registry import DATASETS, DatasetSpec
 from roadseg_ros.training.errors import TrainingConfigError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "model_normalization", "to_tensor", "Part", "dataset_specs",
@@ -55,11 +55,13 @@ def dataset_specs(args: argparse.Namespace) -> tuple[list[DatasetSpec], list[Dat
     train: list[DatasetSpec] = []
     val: list[DatasetSpec] = []
     for name, root in args.data:
-        options = {"carla_labels": args.carla_labels} if name == "carla" and args.carla_labels else {}
+        takes_labels = "carla_labels" in DATASETS[name].options
+        options = {"carla_labels": args.carla_labels} if takes_labels and args.carla_labels else {}
         mapping = args.mapping.get(name)
         train.append(DatasetSpec(name, root, args.train_split, mapping, options))
         if validate:
             val.append(DatasetSpec(name, root, args.val_split, mapping, options))
+
     def scenes(split: str, num_scenes: int) -> DatasetSpec:
         return DatasetSpec("synthetic", None, split,
                            options={"num_scenes": num_scenes, "size": args.eval_size, "seed": args.seed})
