@@ -32,6 +32,7 @@ CONSOLE_SCRIPTS = [
     "roadseg-infer=roadseg_ros.tools.infer:main",
     "roadseg-export=roadseg_ros.tools.export:main",
     "roadseg-carla-collect=roadseg_ros.tools.carla_collect:main",
+    "roadseg-quantize=roadseg_ros.tools.quantize:main",
 ]
 
 setup(

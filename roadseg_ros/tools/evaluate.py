@@ -17,8 +17,8 @@ from typing import Any
 from roadseg_ros.classes import TAXONOMIES, get_taxonomy, taxonomy_of
 from roadseg_ros.config import (
     CARLA_LABEL_SCHEMES,
-    PRECISIONS,
     ConfigError,
+    add_runtime_arguments,
     size_type,
 )
 from roadseg_ros.dataset_registry import DATASET_NAMES, DATASETS
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         + ", ".join(f"{k} {v.default_split}" for k, v in DATASETS.items()) + ")")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the report here")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    add_runtime_arguments(p)
     p.add_argument("--input-size", type=_size, default=None, metavar="WxH",
                    help="network input size (default: the checkpoint's)")
     p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=None,
@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from roadseg_ros.checkpoint import load_weights
     from roadseg_ros.data import DatasetError, build_dataset
     from roadseg_ros.inference import Segmenter
+    from roadseg_ros.quantization import ranges_path_for
 
     try:
         weights, ckpt = load_weights(args.weights)
@@ -120,8 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     keep_aspect = args.keep_aspect if args.keep_aspect is not None else not info.squeezed
-    segmenter = Segmenter(ckpt, device=args.device, precision=args.precision, input_size=args.input_size,
-                          keep_aspect=keep_aspect)
+    segmenter = Segmenter(ckpt, device=args.device, precision=args.precision, backend=args.backend,
+                          input_size=args.input_size, keep_aspect=keep_aspect,
+                          int8_ranges=ranges_path_for(weights))
     t0 = time.time()
     report = evaluate_dataset(segmenter, dataset, dataset_taxonomy=taxonomy,
                               categories=info.categories, limit=args.limit)
@@ -130,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {"dataset": args.dataset, "split": split, "data_root": data_root, "weights": str(weights),
               "model": ckpt.arch, "dataset_taxonomy": tax_name, "input_size": list(segmenter.input_size),
               "keep_aspect": keep_aspect,
-              "device": str(segmenter.device), "precision": args.precision,
+              "device": str(segmenter.device), "backend": segmenter.backend, "precision": segmenter.precision,
               "seconds": round(time.time() - t0, 3), **report}
     print(format_table(report))
     if args.json is not None:
