@@ -188,6 +188,43 @@ def test_mask_agreement_with_the_bundled_model(ros_context, nt) -> None:
         harness.destroy()
 
 
+# Issue 21's limits for the runtimes: arg-max agreement with torch fp32 on the same frame.
+BACKEND_AGREEMENT = {("openvino", "fp32"): 0.999, ("openvino", "bf16"): 0.995, ("onnxruntime", "fp32"): 0.999}
+
+
+def test_every_backend_gives_the_products_torch_gives(ros_context, nt) -> None:
+    """The bundled model through the node with each runtime: same mask and drivable area as torch."""
+    from roadseg_ros.backends import runtime_missing
+
+    image = render_scene(31, 640, 360)[0]
+    results = {}
+    for backend, precision in [("torch", "fp32"), *BACKEND_AGREEMENT]:
+        if runtime_missing(backend):
+            continue
+        ns = f"/be_{backend}_{precision}"
+        harness = nt.Harness(ros_context, ns, outputs=("mask", "drivable_area"))
+        node = SegmentationNode(namespace=ns, context=ros_context, parameter_overrides=[
+            Parameter("device", value="cpu"), Parameter("backend", value=backend),
+            Parameter("precision", value=precision)])
+        spinner = nt.Spinner(ros_context, harness.node, node)
+        try:
+            assert (node.segmenter.backend, node.segmenter.precision) == (backend, precision)
+            harness.wait_matched(node)
+            harness.image_pub.publish(nt.image_msg(image, "rgb8", "f"))
+            mask = to_array(harness.wait_output("mask", "f", 60))
+            results[(backend, precision)] = (mask, harness.wait_output("drivable_area", "f", 60))
+        finally:
+            spinner.stop()
+            node.destroy_node()
+            harness.destroy()
+    reference, ref_area = results.pop(("torch", "fp32"))
+    assert results, "no runtime besides torch is installed"
+    for key, (mask, area) in results.items():
+        agree = float((mask == reference).mean())
+        assert agree >= BACKEND_AGREEMENT[key], f"{key}: mask agrees with torch on {agree:.4f} of the pixels"
+        assert abs(area.drivable_ratio - ref_area.drivable_ratio) <= 1 - BACKEND_AGREEMENT[key]
+
+
 # ---------------------------------------------------------------------- encodings
 @pytest.fixture(scope="module")
 def reference_mask(env) -> np.ndarray:
