@@ -50,6 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from roadseg_ros.config import BACKENDS, PRECISIONS  # noqa: E402  (after the path)
+
 
 # ---------------------------------------------------------------------- baseline node (child process)
 def run_baseline_node(weights: str, device: str, width: int, height: int, threads: int,
@@ -150,10 +152,11 @@ def thread_count(requested: int) -> int:
 
 
 def bench_raw(weights: Path, device: str, image: np.ndarray, size: tuple[int, int], seconds: float,
-              threads: int) -> dict:
+              threads: int, backend: str = "torch", precision: str = "fp32") -> dict:
     from roadseg_ros.inference import Segmenter
 
-    seg = Segmenter(weights, device=device, input_size=size, warmup=True, num_threads=threads)
+    seg = Segmenter(weights, device=device, input_size=size, warmup=True, num_threads=threads,
+                    backend=backend, precision=precision)
     times = []
     t_end = time.perf_counter() + seconds
     while time.perf_counter() < t_end or len(times) < 5:
@@ -161,7 +164,8 @@ def bench_raw(weights: Path, device: str, image: np.ndarray, size: tuple[int, in
         seg.predict(image, color_order="rgb", with_confidence=False)
         times.append((time.perf_counter() - t0) * 1e3)
     lat = _percentiles(times)
-    return {"model": seg.model_name, "device": str(seg.device), "latency_ms": lat,
+    return {"model": seg.model_name, "device": str(seg.device), "backend": seg.backend,
+            "precision": seg.precision, "latency_ms": lat,
             "fps": 1000.0 * len(times) / sum(times), "fps_from_median": 1000.0 / lat["median"]}
 
 
@@ -316,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="576x160", help="image and network size WxH (default 576x160)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--weights", help="checkpoint (default: bundled, else random DEFAULT_MODEL weights)")
+    parser.add_argument("--backend", default="auto", choices=list(BACKENDS),
+                        help="runtime of raw predict and the node alike (default auto, as the node; the "
+                             "baseline node is always torch)")
+    parser.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                        help="precision of raw predict and the node alike (default auto, as the node)")
     parser.add_argument("--frames", type=int, default=60, help="closed-loop frames per node (default 60)")
     parser.add_argument("--seconds", type=float, default=10.0, help="open-loop seconds per node (default 10)")
     parser.add_argument("--threads", type=int, default=0,
@@ -354,9 +363,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"[bench_node] {weights.name}, {width}x{height}, device {args.device}, "
           f"{os.cpu_count()} CPUs, {args.threads} torch thread(s) everywhere; raw predict ...", flush=True)
-    raw = bench_raw(weights, args.device, image, (width, height), args.raw_seconds, args.threads)
-    print(f"  raw Segmenter.predict: {raw['fps']:.1f} frames/s, median {raw['latency_ms']['median']:.1f} ms",
-          flush=True)
+    raw = bench_raw(weights, args.device, image, (width, height), args.raw_seconds, args.threads,
+                    args.backend, args.precision)
+    print(f"  raw Segmenter.predict ({raw['backend']} {raw['precision']}): {raw['fps']:.1f} frames/s, "
+          f"median {raw['latency_ms']['median']:.1f} ms", flush=True)
     rate = args.rate or max(5.0, 1.25 * raw["fps"])
 
     domain = os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
@@ -364,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     node_cmd = [sys.executable, "-m", "roadseg_ros.nodes.segmentation_node", "--ros-args",
                 "-r", "__ns:=/bench_node", "-p", f"weights:={weights}", "-p", f"device:={args.device}",
                 "-p", f"input_width:={width}", "-p", f"input_height:={height}", "-p", "input_qos:=reliable",
-                "-p", f"num_threads:={args.threads}"]
+                "-p", f"num_threads:={args.threads}", "-p", f"backend:={args.backend}",
+                "-p", f"precision:={args.precision}"]
     base_cmd = [sys.executable, str(Path(__file__).resolve()), "--baseline-node", "--weights", str(weights),
                 "--device", args.device, "--size", f"{width}x{height}", "--threads", str(args.threads),
                 "--ros-args", "-r", "__ns:=/bench_base"]
@@ -401,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"dropped {diag.get('frames_dropped')}", flush=True)
                 # Predict again right after the node: the machine's speed drifts over a run.
                 raw_after = bench_raw(weights, args.device, image, (width, height),
-                                      args.raw_seconds, args.threads)
+                                      args.raw_seconds, args.threads, args.backend, args.precision)
                 print(f"  raw Segmenter.predict again: {raw_after['fps']:.1f} frames/s", flush=True)
                 results["raw_after"] = raw_after
     finally:
@@ -420,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "size": [width, height],
             "device": args.device, "weights": str(weights), "model": raw["model"], "quick": args.quick,
+            "backend": raw["backend"], "precision": raw["precision"],
             "threads": args.threads,
             "ros_domain_id": domain, "load_average": os.getloadavg()}
     print()
