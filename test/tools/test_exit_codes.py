@@ -38,6 +38,9 @@ class Case:
 MISSING = "missing.pt does not exist"
 CONFIG_ERRORS: dict[str, Case] = {
     "segmentation_node": Case(["--ros-args", "-p", "weights:={tmp}/missing.pt"], MISSING),
+    # (without a lifecycle manager, autostart: it loads the weights at start)
+    "managed_segmentation_node": Case(["--ros-args", "-p", "autostart:=true",
+                                       "-p", "weights:={tmp}/missing.pt"], MISSING),
     "camera_source": Case(["--ros-args", "-p", "source:={tmp}/missing.mp4"], "missing.mp4' does not exist"),
     "recorder": Case(["--ros-args", "-p", "input_format:=gif", "-p", "output_dir:={tmp}/out"],
                      "input_format='gif'", "out"),
