@@ -86,6 +86,7 @@ class LaunchNode:
     parameters: list = field(default_factory=list)     # resolved: dicts or PackageFile
     remappings: list = field(default_factory=list)     # resolved (from, to)
     arguments: list = field(default_factory=list)
+    active: bool = True           # its condition (IfCondition / UnlessCondition) holds for these arguments
 
 
 def _call_name(call: ast.Call) -> str:
@@ -177,7 +178,10 @@ class LaunchFile:
         if isinstance(expr, (ast.List, ast.Tuple)):
             return [self.value(e) for e in expr.elts]
         if isinstance(expr, ast.Dict):
-            return {self.value(k): self.value(v) for k, v in zip(expr.keys, expr.values)}
+            merged: dict = {}
+            for k, v in zip(expr.keys, expr.values):
+                merged.update(self.value(v) if k is None else {self.value(k): self.value(v)})   # {**d, k: v}
+            return merged
         if isinstance(expr, ast.Name) and expr.id in self.constants:
             return self.value(self.constants[expr.id])
         if isinstance(expr, ast.Name) and expr.id in _TYPES:
@@ -249,13 +253,25 @@ class LaunchFile:
         child.given = {**shared, **{name: _text(value) for name, value in include.arguments.items()}}
         return child
 
-    def nodes(self) -> list[LaunchNode]:
+    def condition_holds(self, condition: ast.AST | None) -> bool:
+        """``IfCondition(x)`` / ``UnlessCondition(x)`` for these arguments (no condition: true)."""
+        if condition is None:
+            return True
+        kind = _call_name(condition) if isinstance(condition, ast.Call) else ""
+        assert kind in ("IfCondition", "UnlessCondition"), \
+            f"{self.path.name}: unexpected condition {ast.unparse(condition)}"
+        value = _as_bool(self.value(condition.args[0]))
+        return value if kind == "IfCondition" else not value
+
+    def nodes(self, *, active_only: bool = False) -> list[LaunchNode]:
+        """Every node the file can start (launch_ros ``Node`` and ``LifecycleNode``), whatever its
+        condition, those of our included launch files too; ``active_only``: those these arguments start."""
         out = []
         for include in self.includes():
             if include.file.package == "roadseg_ros":
                 out += self.included(include).nodes()
         for call in self.calls:
-            if _call_name(call) != "Node":
+            if _call_name(call) not in ("Node", "LifecycleNode"):
                 continue
             params = _kw(call, "parameters")
             remaps = _kw(call, "remappings")
@@ -266,10 +282,12 @@ class LaunchFile:
                 package=self.value(_kw(call, "package")), executable=self.value(_kw(call, "executable")),
                 name=self.value(name) if name is not None else None,
                 namespace=self.value(ns) if ns is not None else "",
-                parameters=[self.value(p) for p in params.elts] if params is not None else [],
-                remappings=[tuple(self.value(r)) for r in remaps.elts] if remaps is not None else [],
-                arguments=self.value(args) if args is not None else []))
-        return out
+                parameters=[self.value(p) for p in params.elts] if isinstance(params, ast.List)
+                else self.value(params) if params is not None else [],
+                remappings=[tuple(r) for r in self.value(remaps)] if remaps is not None else [],
+                arguments=self.value(args) if args is not None else [],
+                active=self.condition_holds(_kw(call, "condition"))))
+        return [n for n in out if n.active] if active_only else out
 
     def package_files(self) -> list[PackageFile]:
         found = []
@@ -367,7 +385,8 @@ def test_referenced_files_exist_parse_and_are_installed(launch_files):
 
 
 def _segmentation_nodes(lf: LaunchFile) -> list[LaunchNode]:
-    return [n for n in lf.nodes() if n.package == "roadseg_ros" and n.executable == "segmentation_node"]
+    return [n for n in lf.nodes(active_only=True)
+            if n.package == "roadseg_ros" and n.executable == "segmentation_node"]
 
 
 def test_the_segmentation_node_is_defined_once_and_carla_includes_it(launch_files):
@@ -471,7 +490,7 @@ def test_remappings_point_at_topics_the_nodes_use(launch_files, context, tiny_we
         remapped_inputs: list[tuple[str, str, str]] = []
         started = []
         try:
-            for node in lf.nodes():
+            for node in lf.nodes(active_only=True):
                 if node.package != "roadseg_ros":
                     continue
                 ros_node = _start(node, context, tiny_weights)
@@ -531,7 +550,7 @@ def test_rviz_displays_show_topics_the_node_publishes(context, tiny_weights):
 def _effective_parameters(lf: LaunchFile, context: Context) -> dict:
     """Start the launch file's segmentation node for real, its parameters as launch_ros passes them:
     the params file (``--params-file``), then the dict entries in order (later ones win)."""
-    node = next(n for n in lf.nodes() if n.executable == "segmentation_node")
+    node = next(n for n in lf.nodes(active_only=True) if n.executable == "segmentation_node")
     assert isinstance(node.parameters[0], str), "the params file comes first"
     overrides = [Parameter(k, value=v) for entry in node.parameters[1:] for k, v in entry.items()
                  if k not in IMPLICIT_PARAMETERS]
