@@ -85,7 +85,7 @@ def test_camvid_split_json_matches_direct_computation(tmp_path, weights):
     assert "categories" not in rep
 
     assert rep["keep_aspect"] is True   # camvid: square pixels, so the node's default applies
-    seg = Segmenter(weights, device="cpu", warmup=False, keep_aspect=True)
+    seg = Segmenter(weights, device="cpu", warmup=False, keep_aspect=True, backend="auto", precision="auto")
     m = _direct_confusion(seg, scenes, 11, binary=False)
     assert rep["confusion_matrix"] == m.tolist()
     tp = np.diag(m).astype(float)
@@ -115,7 +115,7 @@ def test_kitti_binary_view_and_categories(tmp_path, weights):
     assert rep["categories"]["um"]["num_images"] == 2 and rep["categories"]["uu"]["num_images"] == 1
 
     assert rep["keep_aspect"] is True
-    seg = Segmenter(weights, device="cpu", warmup=False, keep_aspect=True)
+    seg = Segmenter(weights, device="cpu", warmup=False, keep_aspect=True, backend="auto", precision="auto")
     gts = []
     for _, label in scenes:
         gt = np.where(label == IGNORE_INDEX, IGNORE_INDEX, (label == ROAD).astype(np.uint8)).astype(np.uint8)
@@ -154,7 +154,8 @@ def test_synthetic_val_scenes_match_direct_computation(tmp_path, weights):
     assert report["data_root"] == "generated: 3 scenes 64x48, seed 5"
     # The generator's val split starts at seed + 1_000_000 (disjoint from roadseg-train --synthetic).
     pairs = [render_scene(5 + 1_000_000 + i, *SIZE) for i in range(3)]
-    seg = Segmenter(weights, device="cpu", warmup=False, keep_aspect=report["keep_aspect"])
+    seg = Segmenter(weights, device="cpu", warmup=False, keep_aspect=report["keep_aspect"], backend="auto",
+                    precision="auto")
     expected = _direct_confusion(seg, pairs, 11, binary=False)
     assert np.array_equal(np.array(report["confusion_matrix"]), expected)
 

@@ -52,7 +52,8 @@ def test_image_folder(tmp_path, weights, capsys):
     # files are taken in sorted order: a.bmp gets the plain stem, a.png the suffixed one
     assert names == ["a_mask.png", "a_overlay.png", "a_png_mask.png", "a_png_overlay.png",
                      "b_mask.png", "b_overlay.png"]
-    seg = Segmenter(weights, device="cpu", keep_aspect=True)  # as roadseg-infer by default
+    # as roadseg-infer by default
+    seg = Segmenter(weights, device="cpu", keep_aspect=True, backend="auto", precision="auto")
     for stem, src_name in [("a_png", "a.png"), ("b", "b.jpg"), ("a", "a.bmp")]:
         image = cv2.imread(str(src / src_name))
         mask = cv2.imread(str(out / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
@@ -114,7 +115,7 @@ def test_missing_input_and_bad_weights(tmp_path, weights, capsys):
     with pytest.raises(SystemExit):
         main([str(img), "--weights", str(weights), "--input-size", "big"])
     assert main([str(img), "--weights", str(weights), "-o", str(tmp_path / "o"), "--device", "cpu",
-                 "--precision", "fp16"]) == 2
+                 "--backend", "torch", "--precision", "fp16"]) == 2
     assert "'fp16' is not supported on the CPU" in capsys.readouterr().err
 
 
@@ -154,7 +155,7 @@ def test_recorded_drive_and_its_problems(tmp_path, weights, write_bag, capsys):
     assert "frame 2" in err and "bogus" in err
     masks = sorted((tmp_path / "o" / "drive_masks").iterdir())
     assert [p.name for p in masks] == ["drive_000000_mask.png", "drive_000001_mask.png"]
-    seg = Segmenter(weights, device="cpu", keep_aspect=True)
+    seg = Segmenter(weights, device="cpu", keep_aspect=True, backend="auto", precision="auto")
     np.testing.assert_array_equal(cv2.imread(str(masks[1]), cv2.IMREAD_UNCHANGED),
                                   seg.predict(frames[1], color_order="bgr").mask)
     assert (tmp_path / "o" / "drive_overlay.mp4").is_file()
