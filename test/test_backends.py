@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from roadseg_ros.backends import Choice, choose, native_bf16, runtime_missing, weights_digest
-from roadseg_ros.config import default_weights_path
+from roadseg_ros.config import bundled_weights, default_weights_path
 from roadseg_ros.data.synthetic import render_scene
 from roadseg_ros.inference import Segmenter
 from roadseg_ros.quantization import Int8Ranges, find_ranges, load_ranges, ranges_path_for, save_ranges
@@ -155,16 +155,19 @@ def test_the_conversion_is_cached_and_a_broken_cache_file_converted_again(tmp_pa
 
 # ----------------------------------------------------------------------------- int8 files
 @needs_openvino
-def test_the_bundled_int8_ranges_are_bound_to_their_checkpoint_and_proven() -> None:
+@pytest.mark.parametrize("name", sorted(bundled_weights()))
+def test_every_bundled_checkpoint_ships_int8_ranges_bound_to_it_and_proven(name) -> None:
     from roadseg_ros.checkpoint import load_checkpoint
 
-    path = ranges_path_for(default_weights_path())
-    ckpt = load_checkpoint(default_weights_path())
+    weights = bundled_weights()[name]
+    path = ranges_path_for(weights)
+    ckpt = load_checkpoint(weights)
     ranges, why = find_ranges(path, weights_digest(ckpt.state_dict, ckpt.arch, ckpt.arch_kwargs))
     assert ranges is not None, why
     assert path.stat().st_size < 6 * 2**20
     accuracy = ranges.info["accuracy"]
-    assert accuracy["within_limits"] and accuracy["datasets"]
+    assert accuracy["within_limits"] and len(accuracy["datasets"]) >= 3
+    assert ranges.info["calibration"]["images"] >= 200
 
 
 @needs_openvino
@@ -186,7 +189,7 @@ def test_int8_ranges_of_another_checkpoint_are_refused_with_one_line_and_a_fallb
 # ----------------------------------------------------------------------------- a broken install
 _PROBE = """
 import json, logging, numpy as np
-from roadseg_ros.config import default_weights_path
+from roadseg_ros.config import bundled_weights, default_weights_path
 from roadseg_ros.inference import Segmenter
 from roadseg_ros.data.synthetic import render_scene
 logging.basicConfig(level=logging.WARNING)
