@@ -42,7 +42,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -384,6 +383,12 @@ class OpenVINONetwork(_PerShapeNetwork):
         if self.precision == "int8":
             from roadseg_ros.quantization import insert_ranges
             model = insert_ranges(model, self.int8_ranges)
+        # The batch arrives channels-last (the layout an HxWx3 image has, kept by the pre-processing):
+        # let OpenVINO take NHWC and fold the transpose into its first operator, instead of a copy here.
+        ppp = ov.preprocess.PrePostProcessor(model)
+        ppp.input().tensor().set_layout(ov.Layout("NHWC"))
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        model = ppp.build()
         try:
             compiled = self._core.compile_model(model, "CPU", self.config())
         except Exception as exc:
@@ -392,13 +397,16 @@ class OpenVINONetwork(_PerShapeNetwork):
         return compiled
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of ``x`` (``[N,3,H,W]``, any memory layout). The returned tensor is OpenVINO's own
+        output buffer, valid until this network's next call: Segmenter finishes with it first
+        (one predict at a time), which saves copying the largest array of a frame."""
         shape = tuple(x.shape)
         request = self._requests.get(shape)
         if request is None:
             request = self._requests[shape] = self.compiled(shape).create_infer_request()
-        data = x.detach().float().contiguous().numpy()
-        out = request.infer({0: data}, share_inputs=True)
-        return torch.from_numpy(np.array(out[0], copy=True))
+        data = x.detach().float().permute(0, 2, 3, 1).contiguous().numpy()   # a view when channels-last
+        request.infer({0: data}, share_inputs=True, share_outputs=True)
+        return torch.from_numpy(request.get_output_tensor(0).data)
 
 
 def _read_ov(core: Any, path: Path) -> Any:
