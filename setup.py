@@ -22,6 +22,7 @@ def _version() -> str:
 
 CONSOLE_SCRIPTS = [
     "segmentation_node=roadseg_ros.nodes.segmentation_node:main",
+    "managed_segmentation_node=roadseg_ros.nodes.managed_segmentation_node:main",
     "camera_source=roadseg_ros.nodes.camera_source:main",
     "recorder=roadseg_ros.nodes.recorder:main",
     "carla_bridge=roadseg_ros.nodes.carla_bridge:main",

@@ -9,6 +9,11 @@ only when given here: their empty defaults mean "as the params file says". Outpu
 appear under ``<namespace>/roadseg/`` (mask, overlay, color_mask, confidence,
 drivable_area, drivable_grid) and /diagnostics.
 
+``managed:=true`` starts the managed (lifecycle) variant, managed_segmentation_node, instead:
+same parameters, topics and products; with ``autostart:=true`` (the default) it configures
+and activates itself, with ``autostart:=false`` it waits unconfigured for a lifecycle
+manager (Nav2's lifecycle_manager, ``ros2 lifecycle set /roadseg configure``).
+
 This is the one place the segmentation node is launched: carla.launch.py includes this
 file with its camera topics, ``camera_height_m`` and ``use_sim_time`` instead of
 defining the node again.
@@ -16,15 +21,22 @@ defining the node again.
 
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 #: Launch arguments that override the params file's parameter of the same name when not empty,
 #: with that parameter's type.
 OVERRIDES = {"weights": str, "device": str, "precision": str, "camera_height_m": float, "use_sim_time": bool}
+#: The managed node's: the same, and whether it brings itself up.
+MANAGED_OVERRIDES = {**OVERRIDES, "autostart": bool}
+#: The camera topics, for either node.
+REMAPPINGS = [
+    ("image", LaunchConfiguration("image_topic")),
+    ("camera_info", LaunchConfiguration("camera_info_topic")),
+]
 
 
 def given_overrides(context: LaunchContext, types: dict[str, type]) -> dict[str, ParameterValue]:
@@ -39,7 +51,11 @@ def given_overrides(context: LaunchContext, types: dict[str, type]) -> dict[str,
 
 
 def _segmentation(context: LaunchContext) -> list[Node]:
-    """The node, built when the launch runs: only then are the given arguments known."""
+    """The node, built when the launch runs: only then are the given arguments known.
+
+    The plain node unless ``managed:=true``; the managed one is a launch_ros ``LifecycleNode``
+    (which needs ``name`` and ``namespace``), so launch's lifecycle events work on it.
+    """
     return [Node(
         package="roadseg_ros",
         executable="segmentation_node",
@@ -48,10 +64,18 @@ def _segmentation(context: LaunchContext) -> list[Node]:
         output="screen",
         emulate_tty=True,
         parameters=[LaunchConfiguration("params_file"), given_overrides(context, OVERRIDES)],
-        remappings=[
-            ("image", LaunchConfiguration("image_topic")),
-            ("camera_info", LaunchConfiguration("camera_info_topic")),
-        ],
+        remappings=REMAPPINGS,
+        condition=UnlessCondition(LaunchConfiguration("managed")),
+    ), LifecycleNode(
+        package="roadseg_ros",
+        executable="managed_segmentation_node",
+        name="roadseg",
+        namespace=LaunchConfiguration("namespace"),
+        output="screen",
+        emulate_tty=True,
+        parameters=[LaunchConfiguration("params_file"), given_overrides(context, MANAGED_OVERRIDES)],
+        remappings=REMAPPINGS,
+        condition=IfCondition(LaunchConfiguration("managed")),
     )]
 
 
@@ -88,6 +112,14 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "use_sim_time", default_value="", choices=["", "true", "false"],
             description="Follow /clock (a simulator or a played recording); empty: as the params file says."),
+        DeclareLaunchArgument(
+            "managed", default_value="false", choices=["true", "false"],
+            description="Start managed_segmentation_node, the lifecycle (managed) node, instead of "
+                        "segmentation_node."),
+        DeclareLaunchArgument(
+            "autostart", default_value="true", choices=["true", "false"],
+            description="With managed:=true: the node configures and activates itself; false: it waits, "
+                        "unconfigured, for a lifecycle manager."),
         DeclareLaunchArgument(
             "rviz", default_value="false", choices=["true", "false"],
             description="Also start RViz with config/roadseg.rviz."),

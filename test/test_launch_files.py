@@ -464,7 +464,7 @@ def _start(node: LaunchNode, context: Context, weights: Path):
     for entry in node.parameters:
         if isinstance(entry, dict):
             overrides += [Parameter(key, value=value) for key, value in entry.items()]
-    if node.executable == "segmentation_node":     # a small model on this machine's CPU
+    if node.executable.endswith("segmentation_node"):     # a small model on this machine's CPU
         overrides += [Parameter("weights", value=str(weights)), Parameter("device", value="cpu")]
     cli = ["--ros-args"] + [a for src, dst in node.remappings for a in ("-r", f"{src}:={dst}")]
     kwargs = {"context": context, "cli_args": cli, "parameter_overrides": overrides,
@@ -472,6 +472,9 @@ def _start(node: LaunchNode, context: Context, weights: Path):
     if node.executable == "segmentation_node":
         from roadseg_ros.nodes.segmentation_node import SegmentationNode
         return SegmentationNode(node.name or "roadseg", **kwargs)
+    if node.executable == "managed_segmentation_node":
+        from roadseg_ros.nodes.managed_segmentation_node import ManagedSegmentationNode
+        return ManagedSegmentationNode(node.name or "roadseg", **kwargs)
     classes = {"carla_bridge": carla_bridge.CarlaBridge, "carla_evaluator": carla_evaluator.CarlaEvaluator,
                "camera_source": camera_source.CameraSource, "recorder": recorder.Recorder}
     return classes[node.executable](node_name=node.name or node.executable, **kwargs)
@@ -518,6 +521,41 @@ def test_remappings_point_at_topics_the_nodes_use(launch_files, context, tiny_we
     assert remaps[("segmentation_node", "image")] == "/carla/ego_vehicle/rgb_front/image"
     assert remaps[("carla_evaluator", "semantic")] == "/carla/ego_vehicle/semantic_segmentation_front/image"
     assert remaps[("carla_evaluator", "mask")] == "/roadseg/mask"
+
+
+def test_managed_true_starts_the_lifecycle_node_instead(launch_files, context, tiny_weights):
+    """``managed:=true``: managed_segmentation_node as a launch_ros LifecycleNode, with the plain
+    node's name, namespace, remappings and parameters plus ``autostart``; never both nodes."""
+    roadseg = next(lf for lf in launch_files if lf.path.name == "roadseg.launch.py")
+    assert [n.executable for n in roadseg.nodes(active_only=True)] == ["segmentation_node"]
+    plain, = _segmentation_nodes(roadseg)
+    node, = LaunchFile(roadseg.path, given={"managed": "true"}).nodes(active_only=True)
+    assert node.executable == "managed_segmentation_node" and node.executable in cmake_executables()
+    assert (node.name, node.namespace, node.remappings) == (plain.name, plain.namespace, plain.remappings)
+    assert node.parameters == [plain.parameters[0], {"autostart": True}]
+    given = LaunchFile(roadseg.path, given={"managed": "true", "autostart": "false", "device": "cpu"})
+    assert given.nodes(active_only=True)[0].parameters[1] == {"device": "cpu", "autostart": False}
+    with_rviz = LaunchFile(roadseg.path, given={"managed": "true", "rviz": "true"})
+    assert sorted(n.executable for n in with_rviz.nodes(active_only=True)) == \
+        ["managed_segmentation_node", "rviz2"]
+    # A launch_ros LifecycleNode (its lifecycle events work), which takes name and namespace as
+    # required keywords; the names come from where launch defines them.
+    call, = [c for c in roadseg.calls if isinstance(_kw(c, "executable"), ast.Constant)
+             and _kw(c, "executable").value == "managed_segmentation_node"]
+    assert _call_name(call) == "LifecycleNode"
+    assert _kw(call, "name") is not None and _kw(call, "namespace") is not None
+    imported = {a.name: n.module for n in ast.walk(roadseg.tree) if isinstance(n, ast.ImportFrom)
+                for a in n.names}
+    assert imported["LifecycleNode"] == "launch_ros.actions"
+    assert imported["IfCondition"] == imported["UnlessCondition"] == "launch.conditions"
+    # The real node takes what the launch file passes, and autostart brings it up on the camera topics.
+    ros_node = _start(node, context, tiny_weights)
+    try:
+        assert ros_node.lifecycle_state == "active"
+        subs, pubs = _topics(ros_node)
+        assert {"/camera/image_raw", "/camera/camera_info"} <= subs and "/roadseg/mask" in pubs
+    finally:
+        ros_node.destroy_node()
 
 
 def test_rviz_displays_show_topics_the_node_publishes(context, tiny_weights):

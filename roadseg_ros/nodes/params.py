@@ -33,7 +33,8 @@ from roadseg_ros.config import BACKENDS, CARLA_LABEL_SCHEMES, PRECISIONS, Config
 from roadseg_ros.image_codec import SUPPORTED_ENCODINGS
 from roadseg_ros.pipeline import OUTPUTS
 
-__all__ = ["ParamSpec", "ParamTable", "ConfigError", "declare_parameters", "SEGMENTATION", "CAMERA_SOURCE",
+__all__ = ["ParamSpec", "ParamTable", "ConfigError", "declare_parameters", "SEGMENTATION",
+           "MANAGED_SEGMENTATION", "CAMERA_SOURCE",
            "RECORDER", "CARLA_BRIDGE", "CARLA_EVALUATOR", "TABLES", "MODEL_FACTS", "markdown_table",
            "yaml_text"]
 
@@ -319,6 +320,13 @@ SEGMENTATION = ParamTable("segmentation_node", (
               "(x forward, y left)."),
 ), cross_check=_grid_size_check)
 
+# The managed (lifecycle) variant: the same parameters, plus whether it drives itself to active.
+MANAGED_SEGMENTATION = ParamTable("managed_segmentation_node", (
+    *SEGMENTATION.params,
+    ParamSpec("autostart", False, "Configure and activate at start, without a lifecycle manager; false: "
+              "wait, unconfigured, for the change_state service (e.g. ros2 lifecycle set, Nav2)."),
+), cross_check=SEGMENTATION.cross_check)
+
 CAMERA_SOURCE = ParamTable("camera_source", (
     ParamSpec("source", "synthetic", "synthetic (generated road scenes), a video file, a folder of images "
               "(played in file-name order), or a recording: a rosbag2 folder (sqlite3 or MCAP) or a .mcap "
@@ -410,7 +418,8 @@ MODEL_FACTS: dict[str, str] = {
 }
 
 TABLES: dict[str, ParamTable] = {t.executable: t for t in
-                                 (SEGMENTATION, CAMERA_SOURCE, RECORDER, CARLA_BRIDGE, CARLA_EVALUATOR)}
+                                 (SEGMENTATION, MANAGED_SEGMENTATION, CAMERA_SOURCE, RECORDER, CARLA_BRIDGE,
+                                  CARLA_EVALUATOR)}
 
 
 # ----------------------------------------------------------------------------- declaring

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
@@ -85,19 +87,60 @@ class SegmentationNode(Node):
             raise
 
     def _setup(self) -> None:
-        cfg = self._cfg = declare_parameters(self, SEGMENTATION)
+        self._cfg = declare_parameters(self, SEGMENTATION)
+        self._load_model()
+        self._create_outputs(self.create_publisher)
+        self._publish_classes()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._start_processing()
+
+    # The steps of _setup, apart so that the managed node (managed_segmentation_node.py) runs the
+    # same wiring as lifecycle transitions: configure = model + outputs, activate = the rest.
+    def _load_model(self) -> None:
+        """Load the network (ConfigError when unusable) and mirror its taxonomy in read-only parameters."""
+        cfg = self._cfg
         self.segmenter, drivable = load_segmenter(
             cfg["weights"], device=cfg["device"], precision=cfg["precision"], backend=cfg["backend"],
             input_size=(cfg["input_width"], cfg["input_height"]), num_threads=cfg["num_threads"],
             drivable_classes=cfg["drivable_classes"], keep_aspect=cfg["keep_aspect"],
             cache_dir=cfg["cache_dir"], how="-p weights:=PATH")
         seg = self.segmenter
+        self._drivable = list(drivable)
         self._weights_label = str(seg.weights_path or "")
-        self._pubs = {name: self.create_publisher(msg_type, f"~/{name}",
-                                                  _qos(True, 10 if name == "drivable_area" else 1))
+        facts = {"model.class_names": [str(n) for n in seg.class_names],
+                 "model.class_colors": [int(c) for rgb in seg.class_colors for c in rgb],
+                 "model.drivable_classes": [int(c) for c in drivable]}
+        for name, value in facts.items():
+            # (rclpy cannot type an empty list; the topic still says it. Declared already: a managed
+            # node configured again, from the same read-only weights.)
+            if value and not self.has_parameter(name):
+                # ignore_override: these describe the loaded model, a -p cannot change them.
+                self.declare_parameter(name, value, ParameterDescriptor(
+                    name=name, description=MODEL_FACTS[name], read_only=True), ignore_override=True)
+
+    def _create_outputs(self, create_publisher: Callable[..., Publisher]) -> None:
+        """The products', ``/diagnostics`` and ``~/classes`` publishers, made by ``create_publisher``."""
+        self._pubs = {name: create_publisher(msg_type, f"~/{name}",
+                                             _qos(True, 10 if name == "drivable_area" else 1))
                       for name, msg_type in _OUTPUT_TYPES.items()}
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", _qos(True, 10))
-        self._publish_classes(list(drivable))
+        self._diag_pub = create_publisher(DiagnosticArray, "/diagnostics", _qos(True, 10))
+        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._classes_pub = create_publisher(String, "~/classes", latched)
+
+    def _publish_classes(self) -> None:
+        """Latch the model's taxonomy (class names, colours, drivable ids) on ``~/classes``.
+
+        Published once: transient local keeps it for every reader that joins later (an
+        evaluator, a recorder, Foxglove), so downstream programs need no hard-coded ids.
+        """
+        seg = self.segmenter
+        self._classes_pub.publish(classes_msg(seg.model_name, seg.class_names, seg.class_colors,
+                                              self._drivable))
+
+    def _start_processing(self) -> None:
+        """Subscribe to the camera and camera_info, build the pipeline, start its worker and the timers."""
+        cfg, seg = self._cfg, self.segmenter
         self._compressed = cfg["compressed_input"]
         self._image_topic = "image/compressed" if self._compressed else "image"
         self._image_sub = None
@@ -109,16 +152,15 @@ class SegmentationNode(Node):
         for name in SEGMENTATION.dynamic():
             _apply_setting(settings, name, cfg[name])
         self.pipeline = FramePipeline(
-            seg, drivable_classes=drivable, decode=self._decode, demand=self._demand, emit=self._publish,
-            warn=self.get_logger().warning, settings=settings,
+            seg, drivable_classes=self._drivable, decode=self._decode, demand=self._demand,
+            emit=self._publish, warn=self.get_logger().warning, settings=settings,
             grid=GridSpec(cfg["grid_resolution_m"], cfg["grid_extent_forward_m"], cfg["grid_extent_side_m"]),
             camera_height_m=cfg["camera_height_m"], camera_pitch_deg=cfg["camera_pitch_deg"],
             boundary_rows=cfg["boundary_rows"], input_name=self._image_sub.topic_name)
-        if cfg["input_qos"] == "auto":
-            self.create_timer(1.0, self._recheck_input_qos)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, _qos(False))
-        self.create_timer(cfg["diagnostics_period_s"], self._publish_diagnostics)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._timers = [self.create_timer(1.0, self._recheck_input_qos)] if cfg["input_qos"] == "auto" else []
+        self._info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                                  _qos(False))
+        self._timers.append(self.create_timer(cfg["diagnostics_period_s"], self._publish_diagnostics))
         self.pipeline.start()
         w, h = seg.input_size
         shape = " pixels, shaped like the camera" if seg.keep_aspect else ""
@@ -127,25 +169,18 @@ class SegmentationNode(Node):
             f"({seg.backend} {seg.precision}, network {w}x{h}{shape}); input {self._image_sub.topic_name} "
             f"({'reliable' if self._sub_reliable else 'best effort'}, qos {cfg['input_qos']})")
 
-    def _publish_classes(self, drivable: list[int]) -> None:
-        """Latch the model's taxonomy on ``~/classes`` and mirror it in read-only parameters.
-
-        Published once: transient local keeps it for every reader that joins later (an
-        evaluator, a recorder, Foxglove), so downstream programs need no hard-coded ids.
-        """
-        seg = self.segmenter
-        facts = {"model.class_names": [str(n) for n in seg.class_names],
-                 "model.class_colors": [int(c) for rgb in seg.class_colors for c in rgb],
-                 "model.drivable_classes": [int(c) for c in drivable]}
-        for name, value in facts.items():
-            if value:   # (rclpy cannot type an empty list; the topic still says it)
-                # ignore_override: these describe the loaded model, a -p cannot change them.
-                self.declare_parameter(name, value, ParameterDescriptor(
-                    name=name, description=MODEL_FACTS[name], read_only=True), ignore_override=True)
-        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._classes_pub = self.create_publisher(String, "~/classes", latched)
-        self._classes_pub.publish(classes_msg(seg.model_name, seg.class_names, seg.class_colors, drivable))
+    def _stop_processing(self) -> None:
+        """Undo :meth:`_start_processing`: unsubscribe, stop the timers, stop and drop the worker."""
+        for timer in getattr(self, "_timers", []):
+            self.destroy_timer(timer)
+        self._timers = []
+        for sub in (getattr(self, "_image_sub", None), getattr(self, "_info_sub", None)):
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self._image_sub = self._info_sub = None
+        if self.pipeline is not None:
+            self.pipeline.stop()    # the frame in progress is finished first
+            self.pipeline = None
 
     # ------------------------------------------------------------------ input
     def _wanted_reliability(self) -> bool:
@@ -179,10 +214,14 @@ class SegmentationNode(Node):
         gid = ((info or {}).get("publisher_gid") or {}).get("data")
         seq = (info or {}).get("publication_sequence_number")
         skipped = self._gaps.skipped(bytes(gid), seq) if gid is not None and seq else 0
-        self.pipeline.submit(msg, skipped=skipped)
+        pipeline = self.pipeline    # (None once a managed node deactivated, under a multi-threaded executor)
+        if pipeline is not None:
+            pipeline.submit(msg, skipped=skipped)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self.pipeline.set_camera_info(msg.k, msg.width, msg.height)
+        pipeline = self.pipeline
+        if pipeline is not None:
+            pipeline.set_camera_info(msg.k, msg.width, msg.height)
 
     def _decode(self, msg: Any) -> tuple[Any, str]:
         side = self._cfg["max_image_side"]
@@ -206,7 +245,9 @@ class SegmentationNode(Node):
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         for p in params:
-            _apply_setting(self.pipeline, p.name, p.value)
+            self._cfg[p.name] = p.value     # kept for the next _start_processing (a managed node's activate)
+            if self.pipeline is not None:
+                _apply_setting(self.pipeline, p.name, p.value)
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
