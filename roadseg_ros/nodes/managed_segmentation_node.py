@@ -61,7 +61,11 @@ class ManagedSegmentationNode(LifecycleNodeMixin, SegmentationNode):
         SegmentationNode.__init__(self, node_name, **node_kwargs)   # declares the parameters only: _setup
         LifecycleNodeMixin.__init__(self)
         if self._cfg["autostart"]:
-            self._autostart()
+            try:
+                self._autostart()
+            except BaseException:   # nobody else holds the half-started node
+                self.destroy_node()
+                raise
 
     def _setup(self) -> None:
         """Unconfigured: the parameters exist (``ros2 param`` works), nothing is loaded yet."""

@@ -28,6 +28,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
+from roadseg_ros.config import ConfigError  # noqa: E402
 from roadseg_ros.data.synthetic import render_scene_with_info  # noqa: E402
 from roadseg_ros.nodes.managed_segmentation_node import ManagedSegmentationNode  # noqa: E402
 from roadseg_ros.nodes.messages import classes_from_msg  # noqa: E402
@@ -219,6 +220,15 @@ def test_a_failed_configure_stays_unconfigured_with_one_clear_error(ros_context,
 
 
 # ---------------------------------------------------------------------- autostart and products
+def test_autostart_failure_is_a_config_error_like_the_plain_nodes(ros_context, tmp_path) -> None:
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ConfigError, match="broken.pt") as err:
+        ManagedSegmentationNode(namespace="/auto_bad", context=ros_context,
+                                parameter_overrides=_params(broken, autostart=True))
+    assert "\n" not in str(err.value)
+
+
 def _compare(name: str, plain: Any, managed: Any) -> None:
     if name in IMAGES:
         assert (plain.width, plain.height, plain.encoding, plain.step) == \
