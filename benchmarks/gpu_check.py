@@ -16,7 +16,12 @@ CUDA error in one stage is recorded and the next stage still runs:
    steps/s and whether the loss fell;
 5. ``export``: TorchScript and ONNX parity against the eager network on CUDA (fp32 with
    TF32 off, and fp16), ONNX through every onnxruntime provider present;
-6. ``segmenter``: ``bench_segmenter.py``'s measurement (predict, network alone, plain
+6. ``runtimes``: the bundled checkpoint's static ONNX graphs at the network sizes the node
+   uses for 1242x375 and 576x160 cameras, through ONNX Runtime's TensorRT (fp16) and CUDA
+   (fp32, fp16) providers, network only, batch 1 and 4, against torch CUDA fp16 in the same
+   run, each with its parity against torch fp32; a provider onnxruntime does not have is
+   one line saying so (the image's onnxruntime is CPU-only: then only torch is measured);
+7. ``segmenter``: ``bench_segmenter.py``'s measurement (predict, network alone, plain
    baseline) for every registered model, at 576x160, 1242x375 and 1280x720, batch 1 and
    8, fp32/fp16/bf16. It runs last and takes the time the others left; the 1242x375
    batch-1 rows of every model come first, so a time box that runs out cuts the least
@@ -66,9 +71,15 @@ BENCH_DIR = ROOT / "benchmarks"
 #: Run order. The segmenter grid goes last because it is the one stage that can use any time
 #: left (it measures its most important rows first and stops at its time box), so time the
 #: stages before it did not need goes to it rather than being lost.
-STAGES = ("environment", "cuda_tests", "node", "train", "export", "segmenter")
+STAGES = ("environment", "cuda_tests", "node", "train", "export", "runtimes", "segmenter")
 #: Seconds every stage after the current one is promised, so one slow stage cannot starve the rest.
 MIN_STAGE_S = 20.0
+#: The onnxruntime providers the runtimes stage measures on a GPU, most promising first.
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+#: Stages whose measurements go to a JSON-lines file as each one ends (read back also after a time-out).
+ROW_FILES = {"segmenter": "segmenter_rows.jsonl", "runtimes": "runtimes_rows.jsonl"}
+#: Arg-max agreement with torch fp32 that a reduced-precision runtime must reach (the issue's bf16 rule).
+HALF_AGREEMENT = 0.995
 
 
 @dataclasses.dataclass
@@ -110,6 +121,11 @@ class Plan:
     train_workers: int
     export_size: tuple[int, int]
     export_timing_iters: int
+    runtimes_cameras: list[tuple[int, int]]  # camera frames; each is measured at its keep_aspect network size
+    runtimes_batches: list[int]
+    runtimes_providers: list[str]          # onnxruntime providers to measure (those absent: one line each)
+    runtimes_warmup: int
+    runtimes_iters: int
     use_tiny_checkpoint: bool             # dry run: a random tiny_segnet instead of the bundled weights
 
 
@@ -129,15 +145,15 @@ class StageContext:
 
 
 def gpu_plan() -> Plan:
-    """The real check: 6 minutes at most on one H200, bootstrap apart (about 7 minutes in all).
+    """The real check: 6.5 minutes at most on one H200, bootstrap apart (about 7.5 minutes in all).
 
     The stages before the segmenter usually need well under their time boxes; the
     segmenter then takes what is left of the budget (``budget_s``), up to its own box.
     """
     return Plan(
-        dry_run=False, device="cuda", budget_s=360.0,
+        dry_run=False, device="cuda", budget_s=390.0,
         timeouts={"environment": 60, "cuda_tests": 70, "node": 100, "train": 75, "export": 45,
-                  "segmenter": 240},
+                  "runtimes": 60, "segmenter": 240},
         test_paths=["test"], test_filter="cuda",
         seg_models=None, seg_model_limit=None, seg_sizes=[(576, 160), (1242, 375), (1280, 720)],
         seg_key_size=(1242, 375),
@@ -146,7 +162,10 @@ def gpu_plan() -> Plan:
         node_size=(1242, 375), node_frames=50, node_seconds=6.0, node_raw_seconds=4.0, node_threads=0,
         train_model=None, train_size=(480, 360), train_scenes=800, train_batch=8, train_epochs=3,
         train_steps_per_epoch=100, train_workers=8,
-        export_size=(1242, 375), export_timing_iters=30, use_tiny_checkpoint=False,
+        export_size=(1242, 375), export_timing_iters=30,
+        runtimes_cameras=[(1242, 375), (576, 160)], runtimes_batches=[1, 4],
+        runtimes_providers=list(GPU_PROVIDERS), runtimes_warmup=10, runtimes_iters=50,
+        use_tiny_checkpoint=False,
     )
 
 
@@ -155,7 +174,7 @@ def dry_plan() -> Plan:
     return Plan(
         dry_run=True, device="cpu", budget_s=240.0,
         timeouts={"environment": 60, "cuda_tests": 60, "node": 90, "train": 60, "export": 60,
-                  "segmenter": 60},
+                  "runtimes": 60, "segmenter": 60},
         test_paths=["test/test_inference.py"], test_filter="cuda",
         seg_models=None, seg_model_limit=1, seg_sizes=[(64, 48)], seg_key_size=(64, 48),
         seg_batches=[1, 2], seg_precisions=["fp32"],
@@ -163,7 +182,12 @@ def dry_plan() -> Plan:
         node_size=(128, 96), node_frames=5, node_seconds=1.5, node_raw_seconds=0.5, node_threads=1,
         train_model="tiny_segnet", train_size=(64, 48), train_scenes=12, train_batch=4, train_epochs=3,
         train_steps_per_epoch=3, train_workers=0,
-        export_size=(64, 48), export_timing_iters=3, use_tiny_checkpoint=True,
+        export_size=(64, 48), export_timing_iters=3,
+        # The same cameras (at the tiny checkpoint's network sizes); the GPU providers are asked for
+        # too, so the "not available" path runs here, and the CPU provider stands in for them.
+        runtimes_cameras=[(1242, 375), (576, 160)], runtimes_batches=[1, 2],
+        runtimes_providers=[*GPU_PROVIDERS, "CPUExecutionProvider"], runtimes_warmup=1, runtimes_iters=3,
+        use_tiny_checkpoint=True,
     )
 
 
@@ -374,12 +398,12 @@ def stage_segmenter(ctx: StageContext) -> dict:
     models = segmenter_models(plan, list_models(), DEFAULT_MODEL, bundled_arch)
     args = argparse.Namespace(warmup=plan.seg_warmup, min_iters=plan.seg_min_iters, iters=plan.seg_iters,
                               max_seconds=plan.seg_max_seconds, compile=False, no_fuse=False,
-                              no_confidence=False)
+                              no_confidence=False, threads=plan.seg_threads)
     first = [(m, plan.seg_key_size, 1, p) for m in models for p in plan.seg_precisions]
     rest = [(m, s, b, p) for m in models for s in plan.seg_sizes for b in plan.seg_batches
             for p in plan.seg_precisions if (m, s, b, p) not in first]
     device = torch.device(plan.device)
-    rows_file = scratch / "segmenter_rows.jsonl"
+    rows_file = scratch / ROW_FILES["segmenter"]
     not_run: list[str] = []
     errors: list[str] = []
     for arch, size, batch, precision in first + rest:
@@ -389,10 +413,11 @@ def stage_segmenter(ctx: StageContext) -> dict:
             continue
         baseline = precision == plan.seg_precisions[0]  # the fp32 baseline is the same for every precision
         try:
-            row = bench.bench_one(arch, device, precision, size, batch, args, baseline)
+            # torch: other runtimes on CUDA are the runtimes stage's (the backend is not offered there yet)
+            row = bench.bench_one(arch, device, "torch", precision, size, batch, args, baseline)
         except (RuntimeError, ValueError, TypeError) as exc:  # OOM, unsupported precision, bad model
-            row = {"model": arch, "device": plan.device, "precision": precision, "size": _size_text(size),
-                   "batch": batch, "error": _first_line(exc)}
+            row = {"model": arch, "device": plan.device, "backend": "torch", "precision": precision,
+                   "size": _size_text(size), "batch": batch, "error": _first_line(exc)}
             errors.append(f"{label}: {row['error']}")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -585,9 +610,307 @@ def stage_export(ctx: StageContext) -> dict:
     return result
 
 
+# ------------------------------------------------------------------------------- runtimes stage
+def runtime_variants(provider: str, cache_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """What to measure on ``provider``: (precision it computes in, dtype of the graph it gets, options).
+
+    TensorRT takes the fp32 graph and builds fp16 engines from it, caching engines and layer
+    timings in ``cache_dir`` so that the second shape builds faster. CUDA runs the fp32 graph
+    with TF32 off, so that its parity is fp32's (roadseg-export's tolerance), and the graph
+    exported from the fp16 module, which is what has to beat torch fp16. The CPU provider
+    (the dry run's stand-in) runs fp32. A provider not named here is not measured. Flags are
+    "1" / "0" strings: onnxruntime parses option values from strings, and a C++ stream reads
+    a bool as 0 or 1 only (Python's ``True`` would arrive as "True").
+    """
+    if provider == "TensorrtExecutionProvider":
+        return [("fp16", "fp32", {"trt_fp16_enable": "1", "trt_engine_cache_enable": "1",
+                                  "trt_engine_cache_path": str(cache_dir), "trt_timing_cache_enable": "1",
+                                  "trt_timing_cache_path": str(cache_dir)})]
+    if provider == "CUDAExecutionProvider":
+        return [("fp32", "fp32", {"use_tf32": "0"}), ("fp16", "fp16", {})]
+    if provider == "CPUExecutionProvider":
+        return [("fp32", "fp32", {})]
+    return []
+
+
+def provider_label(provider: str) -> str:
+    """``TensorrtExecutionProvider`` -> ``tensorrt``: the runtime's name in rows and tables."""
+    return provider.removesuffix("ExecutionProvider").lower()
+
+
+def open_session(path: Path, provider: str, options: dict[str, Any], *, threads: int | None = None) -> Any:
+    """An onnxruntime session that really runs on ``provider``, else a RuntimeError saying what it got.
+
+    onnxruntime does not fail when a provider cannot start (CUDA, cuDNN or TensorRT libraries
+    missing, an option it does not take): it prints or warns and runs the graph on the next
+    provider, down to the CPU. A latency measured so would be the CPU's under the GPU
+    provider's name, so the provider in use is checked, and what onnxruntime said is kept.
+    """
+    import contextlib
+    import io
+
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3  # errors only: TensorRT's engine-build chatter would bury the stage's log
+    if threads:
+        so.intra_op_num_threads = threads
+    providers: list[tuple[str, dict[str, Any]]] = [(provider, options)]
+    if provider == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.append(("CUDAExecutionProvider", {}))  # nodes TensorRT does not take: CUDA, not the CPU
+    said = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(said):
+        warnings.simplefilter("always")
+        session = ort.InferenceSession(str(path), so, providers=providers)
+    used = session.get_providers()
+    if not used or used[0] != provider:
+        notes = [line.strip() for line in said.getvalue().splitlines() if "EP Error" in line]
+        notes += [str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()]
+        raise RuntimeError(f"onnxruntime did not start {provider}, it runs on {', '.join(used) or 'nothing'}"
+                           + (f" ({'; '.join(notes)[:240]})" if notes else ""))
+    return session
+
+
+def bound_run(session: Any, x: Any, out: Any) -> Callable[[], None]:
+    """``session`` reading torch tensor ``x`` and writing torch tensor ``out`` in place, on their device.
+
+    Why IO binding: torch's network-only time takes a batch already on the device and leaves
+    the logits there; onnxruntime fed numpy arrays would add a copy to the device and one back
+    to its time, which would compare copies rather than networks. Bound, it uses the tensors'
+    own memory, on the GPU as on the CPU (so the dry run runs this same code).
+    """
+    import numpy as np
+    import torch
+
+    dtypes = {torch.float32: np.float32, torch.float16: np.float16}
+    binding = session.io_binding()
+    for bind, name, t in ((binding.bind_input, session.get_inputs()[0].name, x),
+                          (binding.bind_output, session.get_outputs()[0].name, out)):
+        if not t.is_contiguous():
+            raise ValueError(f"{name}: an IO-bound tensor must be contiguous (NCHW)")
+        bind(name, "cuda" if t.is_cuda else "cpu", t.device.index or 0, dtypes[t.dtype], list(t.shape),
+             t.data_ptr())
+    return lambda: session.run_with_iobinding(binding)
+
+
+def fp32_parity(reference: Any, candidate: Any) -> dict:
+    """An fp32 runtime against torch fp32 logits: roadseg-export's tolerance (``compare``)."""
+    from roadseg_ros.tools import export as export_tool
+
+    atol, rtol = export_tool.DEFAULT_ATOL, export_tool.DEFAULT_RTOL
+    return {**export_tool.compare(reference, candidate, atol, rtol),
+            "rule": f"max |diff| <= {atol:g} + {rtol:g} x max |logit| (roadseg-export)"}
+
+
+def half_parity(reference: Any, candidate: Any) -> dict:
+    """A reduced-precision network against torch fp32 logits: arg-max agreement, the issue's rule."""
+    ref, cand = reference.detach().float().cpu(), candidate.detach().float().cpu()
+    agreement = float((cand.argmax(1) == ref.argmax(1)).float().mean())
+    return {"ok": agreement >= HALF_AGREEMENT, "mask_agreement": agreement,
+            "max_abs_diff": float((cand - ref).abs().max()),
+            "rule": f"arg-max agreement with torch fp32 >= {100 * HALF_AGREEMENT:.1f}%"}
+
+
+def stage_runtimes(ctx: StageContext) -> dict:
+    """ONNX Runtime's GPU providers against torch fp16, network only, at the node's network sizes.
+
+    Why: on CUDA, ``backend=auto`` keeps torch fp16 and no other runtime is offered "until
+    the GPU check has measured something better"; this is that measurement. The bundled
+    checkpoint (the dry run: the random tiny one) goes through a fused fp32 ``Segmenter``,
+    as the node builds it, and its logits graph is exported per static shape, at the size
+    ``Segmenter.network_size`` gives each camera with ``keep_aspect`` (what the node runs).
+    Each provider runs on the same synthetic street scenes as torch, in the same process
+    and minute, against torch fp16 (bf16 on the CPU) for speed and torch fp32 (TF32 off) for
+    parity. A provider onnxruntime lacks, or one that will not start, is one line; with no
+    GPU provider at all (a CPU-only onnxruntime) the stage still measures torch and says
+    "not available". Rows go to a JSON-lines file as they end, most important first (batch 1
+    of every size), so a time box that runs out keeps what was measured.
+    """
+    plan, scratch, timeout_s = ctx.plan, ctx.scratch, ctx.timeout_s
+    import numpy as np
+    import torch  # before onnxruntime: its CUDA provider then finds torch's CUDA / cuDNN libraries loaded
+
+    from roadseg_ros.backends import export_onnx_graph
+    from roadseg_ros.data.synthetic import render_scene
+    from roadseg_ros.inference import Segmenter
+
+    deadline = time.monotonic() + max(5.0, timeout_s - 10.0)
+    cuda = torch.device(plan.device).type == "cuda"
+    sync = (lambda: torch.cuda.synchronize()) if cuda else (lambda: None)
+    if plan.seg_threads:  # one thread on a shared CPU (dry run), as in the segmenter stage
+        torch.set_num_threads(plan.seg_threads)
+    half_name = "fp16" if cuda else "bf16"
+    try:
+        import onnxruntime as ort
+
+        ort_version, available = ort.__version__, list(ort.get_available_providers())
+    except Exception as exc:  # a broken install is recorded, and torch is still measured
+        ort_version, available = f"unavailable ({_first_line(exc)})", []
+    weights = _checkpoint_for(ctx, plan.node_size)
+    rows_file = scratch / ROW_FILES["runtimes"]
+    graphs_dir = scratch / "runtimes_onnx"
+    trt_cache = scratch / "runtimes_trt_cache"
+    graphs_dir.mkdir(exist_ok=True)
+    trt_cache.mkdir(exist_ok=True)
+
+    providers: dict[str, str] = {}
+    wanted: list[str] = []
+    for provider in plan.runtimes_providers:
+        if provider not in available:
+            providers[provider] = (f"not available: onnxruntime {ort_version} has "
+                                   f"{', '.join(available) or 'no providers'}")
+        elif not runtime_variants(provider, trt_cache):
+            providers[provider] = "not measured: this check has no settings for it"
+        else:
+            wanted.append(provider)
+    for provider, why in providers.items():
+        print(f"[runtimes] {provider}: {why}", flush=True)
+
+    tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    result: dict[str, Any] = {"weights": str(weights), "device": plan.device,
+                              "baseline": f"torch {half_name}", "onnxruntime": ort_version,
+                              "available_providers": available,
+                              "warmup": plan.runtimes_warmup, "iters": plan.runtimes_iters}
+    not_run: list[str] = []
+    failed: dict[tuple[str, str], str] = {}    # (provider, precision) -> why its first session failed
+    measured: dict[tuple[str, str], int] = {}
+    bad_parity: list[str] = []
+    exports: dict[str, float] = {}
+
+    def emit(row: dict) -> None:
+        text = (f"error: {row['error']}" if "error" in row else
+                f"{row['median_ms']:.3f} ms, {row['fps']:.1f} frames/s"
+                + (f", {row['vs_baseline']:.2f}x {result['baseline']}" if row.get("vs_baseline") else "")
+                + (f", parity {'ok' if row['parity']['ok'] else 'FAILED'}" if row.get("parity") else ""))
+        print(f"[runtimes] {row['size']} b{row['batch']} {row['runtime']} {row['precision']}: {text}",
+              flush=True)
+        with rows_file.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def timed(fn: Callable[[], object]) -> float:
+        for _ in range(plan.runtimes_warmup):
+            fn()
+        sync()
+        return _median_ms(fn, plan.runtimes_iters, sync)
+
+    def graph(model: torch.nn.Module, shape: tuple[int, ...], dtype: torch.dtype, tag: str) -> Path:
+        """The static ONNX graph of ``model`` at ``shape`` (exported once per shape and dtype)."""
+        path = graphs_dir / f"{tag}-{'x'.join(map(str, shape))}.onnx"
+        if not path.is_file():
+            t0 = time.perf_counter()
+            device = next(model.parameters()).device
+            export_onnx_graph(model, torch.zeros(shape, dtype=dtype, device=device), path, dynamic=False)
+            exports[path.stem] = round(time.perf_counter() - t0, 2)
+        return path
+
+    def measure_provider(provider: str, precision: str, graph_dtype: str, options: dict[str, Any],
+                         x32: torch.Tensor, reference: torch.Tensor) -> dict:
+        """One provider at one shape: its session on the static graph, parity, then its latency."""
+        batch, _, h, w = x32.shape
+        if graph_dtype == "fp16":
+            path = graph(seg_half.model, (batch, 3, h, w), torch.float16, "fp16")
+            x_in = x32.to(torch.float16).contiguous()
+        else:
+            path = graph(seg32.model, (batch, 3, h, w), torch.float32, "fp32")
+            x_in = x32.contiguous()
+        session = open_session(path, provider, options, threads=plan.seg_threads)
+        out = torch.empty(reference.shape, dtype=x_in.dtype, device=x_in.device)
+        run = bound_run(session, x_in, out)
+        run()
+        sync()
+        parity = fp32_parity(reference, out) if precision == "fp32" else half_parity(reference, out)
+        ms = timed(run)
+        return {"median_ms": ms, "fps": 1e3 * batch / ms, "parity": parity}
+
+    try:
+        seg32 = Segmenter(weights, device=plan.device, precision="fp32", backend="torch", keep_aspect=True,
+                          warmup=False)
+        seg_half = Segmenter(weights, device=plan.device, precision=half_name, backend="torch",
+                             keep_aspect=True, warmup=False)
+        result["arch"] = seg32.model_name
+        sizes: dict[tuple[int, int], list[str]] = {}
+        for camera in plan.runtimes_cameras:
+            sizes.setdefault(seg32.network_size(*camera), []).append(_size_text(camera))
+        result["shapes"] = [{"size": _size_text(s), "cameras": c} for s, c in sizes.items()]
+        # Real-looking frames, so that arg-max agreement is measured where the classes are, not on noise.
+        scenes = {size: np.stack([render_scene(seed, *map(int, cameras[0].split("x")))[0]
+                                  for seed in range(max(plan.runtimes_batches))])
+                  for size, cameras in sizes.items()}
+        for batch in plan.runtimes_batches:
+            for (w, h), cameras in sizes.items():
+                base = {"size": f"{w}x{h}", "cameras": cameras, "batch": batch}
+                if time.monotonic() > deadline:
+                    not_run.append(f"{w}x{h} b{batch} (all runtimes)")
+                    continue
+                x32 = torch.from_numpy(seg32.network_input(scenes[(w, h)][:batch])).to(plan.device)
+                with torch.inference_mode():
+                    x32 = x32.contiguous(memory_format=torch.channels_last)
+                    reference = seg32._network(x32).float()
+                    x_half = x32.to(seg_half.dtype).contiguous(memory_format=torch.channels_last)
+                    out_half = seg_half._network(x_half).float()
+                    ms32 = timed(functools.partial(seg32._network, x32))
+                    ms_half = timed(functools.partial(seg_half._network, x_half))
+                emit({**base, "runtime": "torch", "precision": "fp32", "median_ms": ms32,
+                      "fps": 1e3 * batch / ms32, "vs_baseline": ms_half / ms32, "note": "parity reference"})
+                emit({**base, "runtime": "torch", "precision": half_name, "median_ms": ms_half,
+                      "fps": 1e3 * batch / ms_half, "parity": half_parity(reference, out_half)})
+                for provider in wanted:
+                    for precision, graph_dtype, options in runtime_variants(provider, trt_cache):
+                        label = f"{w}x{h} b{batch} {provider_label(provider)} {precision}"
+                        if (provider, precision) in failed:  # the same libraries would fail again
+                            continue
+                        if time.monotonic() > deadline:
+                            not_run.append(label)
+                            continue
+                        row = {**base, "runtime": provider_label(provider), "provider": provider,
+                               "precision": precision}
+                        try:
+                            row.update(measure_provider(provider, precision, graph_dtype, options, x32,
+                                                        reference))
+                        except Exception as exc:  # a provider that will not start or run: one line, go on
+                            failed[(provider, precision)] = row["error"] = _first_line(exc)
+                            emit(row)
+                            continue
+                        measured[(provider, precision)] = measured.get((provider, precision), 0) + 1
+                        row["vs_baseline"] = ms_half / row["median_ms"]
+                        if not row["parity"]["ok"]:
+                            bad_parity.append(label)
+                        emit(row)
+                if cuda:
+                    torch.cuda.empty_cache()
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+
+    for provider in wanted:
+        done = [p for (prov, p) in measured if prov == provider]
+        broken = [f"{p}: {why}" for (prov, p), why in failed.items() if prov == provider]
+        providers[provider] = ("measured " + ", ".join(done) if done else "failed") + (
+            f" ({'; '.join(broken)})" if broken else "")
+    providers = {p: providers[p] for p in plan.runtimes_providers}  # in the order asked for
+    gpu_measured = any(prov in GPU_PROVIDERS for prov, _ in measured)
+    result.update(providers=providers, gpu_provider=gpu_measured, not_run=not_run, exports=exports)
+    notes = []
+    if not gpu_measured:
+        # "tensorrt: not available, cuda: failed": the full lines are in ``providers``
+        why = ", ".join(f"{provider_label(p)}: {w.split(':')[0].split(' (')[0]}" for p, w in providers.items()
+                        if p in GPU_PROVIDERS)
+        notes.append(f"not available: onnxruntime {ort_version} ran no GPU provider"
+                     + (f" ({why})" if why else " (none was asked for)")
+                     + f"; torch {half_name} was measured")
+    if not_run:
+        notes.append(f"{len(not_run)} configuration(s) not measured: the stage's time box ran out")
+    if notes:
+        result["note"] = "; ".join(notes)[:600]
+    if bad_parity:
+        result["error"] = f"parity failed: {', '.join(bad_parity)}"
+    return result
+
+
 STAGE_FUNCTIONS: dict[str, Callable[[StageContext], dict]] = {
     "environment": stage_environment, "cuda_tests": stage_cuda_tests, "segmenter": stage_segmenter,
-    "node": stage_node, "train": stage_train, "export": stage_export,
+    "node": stage_node, "train": stage_train, "export": stage_export, "runtimes": stage_runtimes,
 }
 
 
@@ -596,6 +919,7 @@ def run_child(stage: str, config: Path, result_path: Path) -> int:
     spec = json.loads(config.read_text())
     plan = Plan(**{k: (tuple(v) if k.endswith("_size") else v) for k, v in spec["plan"].items()})
     plan.seg_sizes = [tuple(s) for s in plan.seg_sizes]
+    plan.runtimes_cameras = [tuple(s) for s in plan.runtimes_cameras]
     try:
         ctx = StageContext(plan, Path(spec["scratch"]), float(spec["timeout_s"]), spec.get("weights"))
         result = STAGE_FUNCTIONS[stage](ctx)
@@ -668,8 +992,8 @@ def run_stage(stage: str, plan: Plan, scratch: Path, timeout_s: float, log: IO[s
         status = "timeout"
     seconds = time.monotonic() - t0
     result = _read_json(result_path) or {}
-    if stage == "segmenter":  # rows as they were measured, also those before a time-out
-        result["rows"] = _read_json_lines(scratch / "segmenter_rows.jsonl")
+    if stage in ROW_FILES:  # rows as they were measured, also those before a time-out
+        result["rows"] = _read_json_lines(scratch / ROW_FILES[stage])
     entry: dict[str, Any] = {"status": status, "seconds": round(seconds, 1), "timeout_s": round(timeout_s, 1),
                              "exit_code": proc.returncode, "result": result}
     if status == "timeout":
@@ -731,6 +1055,59 @@ def evaluate_targets(report: dict, plan: Plan) -> list[dict]:
     return targets
 
 
+def _runtime_name(row: dict) -> str:
+    return f"{row['runtime']} {row['precision']}"
+
+
+def runtimes_figures(result: dict) -> str:
+    """The runtimes stage's summary line: the first shape measured (batch 1), every runtime on it.
+
+    Without a GPU provider it starts with "not available", so that a CPU-only onnxruntime on
+    the lent machine reads as what it is, not as runtimes that lost to torch.
+    """
+    rows = result.get("rows", [])
+    good = [x for x in rows if "error" not in x]
+    head = "" if result.get("gpu_provider") else "GPU providers not available; "
+    if not good:
+        return (head + (result.get("note") or "nothing measured"))[:110]
+    first = good[0]
+    key = [x for x in good if (x["size"], x["batch"]) == (first["size"], first["batch"])
+           and (x["runtime"], x["precision"]) != ("torch", "fp32")]
+    parts = [f"{_runtime_name(x)} {x['median_ms']:.2f} ms" + ("" if x["runtime"] == "torch" else
+                                                             f" {x['vs_baseline']:.2f}x") for x in key]
+    failed = len(rows) - len(good)
+    return (head + f"{first['size']} b{first['batch']}: " + ", ".join(parts)
+            + (f"; {failed} failed" if failed else ""))[:110]
+
+
+def runtimes_markdown(result: dict) -> list[str]:
+    """The runtimes stage as a README table: every row, then what each provider came to."""
+    baseline = result.get("baseline", "torch fp16")
+    lines = [f"## Runtimes ({result.get('device')}, network only)", "",
+             f"{result.get('arch')} ({Path(str(result.get('weights'))).name}): the normalised batch on the "
+             f"device to logits, median of {result.get('iters')} after {result.get('warmup')} warm-ups; "
+             f"onnxruntime {result.get('onnxruntime')}; parity against torch fp32 (TF32 off) on synthetic "
+             f"street scenes.", "",
+             f"| network size (cameras) | batch | runtime | median ms | frames/s | vs {baseline} | "
+             f"max abs diff vs fp32 | arg-max agreement | parity |", "|---|---|---|---|---|---|---|---|---|"]
+    for x in result.get("rows", []):
+        where = f"| {x['size']} ({', '.join(x['cameras'])}) | {x['batch']} | {_runtime_name(x)} |"
+        if "error" in x:
+            lines.append(f"{where} failed: {x['error'][:160]} | | | | | |")
+            continue
+        parity = x.get("parity") or {}
+        verdict = "reference" if not parity else ("ok" if parity.get("ok") else "FAILED")
+        agreement = f"{100 * parity['mask_agreement']:.3f}%" if "mask_agreement" in parity else "-"
+        vs = f"{x['vs_baseline']:.2f}x" if x.get("vs_baseline") else "baseline"
+        lines.append(f"{where} {x['median_ms']:.3f} | {x['fps']:.1f} | {vs} | "
+                     f"{_fmt(parity.get('max_abs_diff'), 5)} | {agreement} | {verdict} |")
+    providers = result.get("providers", {})
+    lines += ["", "Providers: " + "; ".join(f"{p}: {why}" for p, why in providers.items()), ""]
+    if result.get("note"):
+        lines += [result["note"], ""]
+    return lines
+
+
 def stage_figures(name: str, entry: dict) -> str:
     """One line of key figures per stage for the summary table."""
     r = entry.get("result", {})
@@ -759,6 +1136,8 @@ def stage_figures(name: str, entry: dict) -> str:
     if name == "train":
         return (f"{r.get('steps')} steps, {_fmt(r.get('steps_per_s'), 2)} steps/s, loss "
                 f"{_fmt(r.get('first_step_loss'), 3)} -> {_fmt(r.get('last_epoch_loss'), 3)}")
+    if name == "runtimes":
+        return runtimes_figures(r)
     if name == "export":
         checks = r.get("checks", {})
         return ", ".join(f"{k} {'ok' if v.get('ok') else 'FAILED'}" for k, v in checks.items())[:110]
@@ -826,6 +1205,9 @@ def markdown_report(report: dict) -> str:
                   f"{train['steps_per_s']:.2f} steps/s ({train['images_per_s']:.1f} images/s), loss "
                   f"{train['first_step_loss']:.3f} (first step) -> {train['last_epoch_loss']:.3f} "
                   f"(last epoch mean)", ""]
+    runtimes = report["stages"].get("runtimes", {}).get("result", {})
+    if runtimes.get("rows"):
+        parts += runtimes_markdown(runtimes)
     export = report["stages"].get("export", {}).get("result", {})
     if export.get("checks"):
         parts += ["## Export parity", "", f"{export['arch']} at {export['size']} on {export['device']}", "",
@@ -894,6 +1276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=None,
                         help="checkpoint for the node and export stages (default: the bundled one; "
                              "a random tiny_segnet in the dry run)")
+    parser.add_argument("--runtime-providers", nargs="+", default=None, metavar="PROVIDER",
+                        help="onnxruntime providers the runtimes stage measures (default: "
+                             f"{' '.join(GPU_PROVIDERS)}; the dry run adds CPUExecutionProvider)")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -909,6 +1294,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--weights {args.weights}: no such file")
     plan = dry_plan() if args.dry_run else gpu_plan()
     plan.timeouts.update(overrides)
+    if args.runtime_providers:
+        plan.runtimes_providers = list(args.runtime_providers)
     if args.budget:
         plan.budget_s = args.budget
     out_dir = (args.out or default_out_dir()).resolve()
